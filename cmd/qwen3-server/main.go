@@ -1,0 +1,54 @@
+// Command qwen3-server serves Qwen3 GGUF models with an OpenAI-compatible
+// API. Subcommands:
+//
+//	serve   run the server
+//	model   generate test and benchmark models (random or chain weights)
+//	bench   measure the engine: raw decode loop against the scheduler
+//	version print the version
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+var version = "dev"
+
+const usage = `qwen3-server: serve fine-tuned Qwen3 GGUF models (OpenAI-compatible API)
+
+Usage:
+  qwen3-server serve [--config FILE] [--model FILE.gguf] [flags]   run the server
+  qwen3-server model random --shape tiny|qwen3-4b --tokenizer DIR --out FILE
+  qwen3-server model chain --tokenizer DIR --out FILE               deterministic test model
+  qwen3-server bench --model FILE [--parallel 1,4,16,64] [flags]     raw loop vs scheduler
+  qwen3-server version
+
+Run "qwen3-server COMMAND --help" for a command's flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = runServe(os.Args[2:])
+	case "model":
+		err = runModel(os.Args[2:])
+	case "bench":
+		err = runBench(os.Args[2:])
+	case "version", "--version":
+		fmt.Println("qwen3-server", version)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/pflag"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/qwen3-lora/qwen3-server/configs"
+	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
+	"github.com/qwen3-lora/qwen3-server/engine/scheduler"
+	"github.com/qwen3-lora/qwen3-server/server"
+)
+
+func runServe(args []string) error {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	configs.RegisterFlags(fs)
+	demo := fs.String("demo-model", "", "model to serve when none is configured (make run passes the random tiny model)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := configs.Load(fs, os.Environ())
+	if err != nil {
+		return err
+	}
+	demoMode := false
+	if cfg.Model.Path == "" && *demo != "" {
+		cfg.Model.Path, demoMode = *demo, true
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	log, err := newLogger(cfg.Log)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	if demoMode {
+		log.Warn("no model configured: serving the generated DEMO model; its weights are random, so its text is noise. Pass --model FILE.gguf for a real Qwen3.", zap.String("model", cfg.Model.Path))
+	}
+	routeLlamaLog(log.Named("llama.cpp"))
+
+	srv := server.New(cfg.Server, log.Named("server"))
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// The model loads while /health answers 503.
+	type loaded struct {
+		eng *scheduler.Engine
+		err error
+	}
+	ready := make(chan loaded, 1)
+	go func() {
+		e, err := scheduler.New(engineOptions(cfg), log.Named("engine"))
+		ready <- loaded{e, err}
+	}()
+	var eng *scheduler.Engine
+	select {
+	case l := <-ready:
+		if l.err != nil {
+			shutdown(srv, cfg, log)
+			return l.err
+		}
+		eng = l.eng
+		srv.SetEngine(eng)
+		log.Info("ready", zap.String("url", "http://"+srv.Addr()))
+	case <-ctx.Done():
+		shutdown(srv, cfg, log)
+		return nil
+	}
+	<-ctx.Done()
+	log.Info("shutting down", zap.Duration("grace", cfg.Server.ShutdownGrace))
+	shutdown(srv, cfg, log)
+	return eng.Close()
+}
+
+func shutdown(srv *server.Server, cfg *configs.Config, log *zap.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)
+	defer cancel()
+	if err := srv.Stop(ctx); err != nil {
+		log.Warn("requests still running at the end of the grace period were cut", zap.Error(err))
+	}
+}
+
+func engineOptions(cfg *configs.Config) scheduler.Options {
+	return scheduler.Options{
+		ModelPath: cfg.Model.Path, ModelID: cfg.Model.ID, GPULayers: cfg.Model.GPULayers,
+		AllowCPUFallback: cfg.Model.AllowCPUFallback, MainGPU: cfg.Model.MainGPU, LibDir: libDir(cfg.Model.LibDir),
+		ContextSize: cfg.Engine.CtxSize, Parallel: cfg.Engine.Parallel, BatchSize: cfg.Engine.BatchSize,
+		UBatchSize: cfg.Engine.UBatchSize, FlashAttention: cfg.Engine.FlashAttention, KVCacheType: cfg.Engine.KVCacheType,
+		Threads: cfg.Engine.Threads, QueueSize: cfg.Engine.QueueSize,
+	}
+}
+
+// libDir is where the GPU backend lives: configured, or <exe>/../lib/ollama,
+// the folder ggml itself searches and `make cuda` fills.
+func libDir(configured string) string {
+	if configured != "" {
+		return configured
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
+	return filepath.Join(filepath.Dir(exe), "..", "lib", "ollama")
+}
+
+func newLogger(c configs.LogConfig) (*zap.Logger, error) {
+	var zc zap.Config
+	if c.Format == "json" {
+		zc = zap.NewProductionConfig()
+	} else {
+		zc = zap.NewDevelopmentConfig()
+		zc.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		zc.DisableStacktrace = true
+	}
+	lvl, err := zapcore.ParseLevel(c.Level)
+	if err != nil {
+		return nil, err
+	}
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	return zc.Build()
+}
+
+// routeLlamaLog sends llama.cpp's and ggml's output to zap: warnings and
+// errors at their level, the chatty rest at debug — except the lines that
+// say which backend and device were loaded, which an operator needs to see.
+func routeLlamaLog(log *zap.Logger) {
+	llamacpp.SetLogger(func(level int, text string) {
+		msg := trimNL(text)
+		if msg == "" || msg == "." {
+			return
+		}
+		switch level {
+		case 3:
+			log.Warn(msg)
+		case 4:
+			log.Error(msg)
+		default:
+			if containsAny(msg, "load_backend", "offloaded", "using device") {
+				log.Info(msg)
+			} else {
+				log.Debug(msg)
+			}
+		}
+	})
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/qwen3-lora/qwen3-server/internal/testutil"
+)
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestServeBinary runs the built binary the way `make run` does: demo model,
+// CPU, health goes ready, models lists it, SIGTERM shuts it down cleanly.
+func TestServeBinary(t *testing.T) {
+	root := testutil.RepoRoot(t)
+	bin := filepath.Join(root, "bin", "qwen3-server")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s missing: `make test` builds it first", bin)
+	}
+	addr := freeAddr(t)
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "serve", "--config", filepath.Join(root, "configs", "qwen3-server.yaml"),
+		"--demo-model", testutil.Model(t, "tiny-random.gguf"), "--gpu-layers", "0", "--addr", addr, "--ctx-size", "256", "--parallel", "2")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server not ready in 30 s; log:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + addr + "/v1/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Data []struct{ ID string } `json:"data"`
+	}
+	json.NewDecoder(resp.Body).Decode(&list)
+	resp.Body.Close()
+	if len(list.Data) != 1 || list.Data[0].ID != "tiny-random" {
+		t.Fatalf("models: %+v", list)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no exit after SIGTERM\n%s", logs.String())
+	}
+	out := logs.String()
+	for _, want := range []string{"DEMO model", "random", "backend", "shutting down"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestServeRefusesBadConfig(t *testing.T) {
+	root := testutil.RepoRoot(t)
+	bin := filepath.Join(root, "bin", "qwen3-server")
+	cfg := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(cfg, []byte("engine:\n  paralel: 2\n"), 0o644)
+	for _, args := range [][]string{
+		{"serve", "--config", cfg},
+		{"serve", "--model", "/nonexistent.gguf"},
+		{"serve", "--model", testutil.Model(t, "tiny-random.gguf"), "--kv-cache-type", "q5"},
+	} {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err == nil {
+			t.Errorf("%v: want failure, got success:\n%s", args, out)
+			continue
+		}
+		if !strings.Contains(string(out), "error:") {
+			t.Errorf("%v: unclear message:\n%s", args, out)
+		}
+		fmt.Fprintf(os.Stderr, "%v -> %s", args[1:], out)
+	}
+}

@@ -1,0 +1,299 @@
+// Package configs holds the server's one typed configuration and loads it
+// with viper: built-in defaults, then the YAML file, then QWEN3_* environment
+// variables, then command-line flags. Unknown keys are refused, and
+// Validate runs before anything starts. The documented defaults live in
+// qwen3-server.yaml beside this file.
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Config is the whole server configuration.
+type Config struct {
+	Server ServerConfig `mapstructure:"server"`
+	Log    LogConfig    `mapstructure:"log"`
+	Model  ModelConfig  `mapstructure:"model"`
+	Engine EngineConfig `mapstructure:"engine"`
+}
+
+// ServerConfig is the HTTP side.
+type ServerConfig struct {
+	Addr          string        `mapstructure:"addr"`
+	APIKeys       []string      `mapstructure:"api_keys"`
+	MaxBodyBytes  int64         `mapstructure:"max_body_bytes"`
+	ShutdownGrace time.Duration `mapstructure:"shutdown_grace"`
+	CORSOrigins   []string      `mapstructure:"cors_origins"`
+}
+
+// LogConfig selects zap's output.
+type LogConfig struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+// ModelConfig is the GGUF to serve and where it runs.
+type ModelConfig struct {
+	Path             string `mapstructure:"path"`
+	ID               string `mapstructure:"id"`
+	GPULayers        int    `mapstructure:"gpu_layers"`
+	AllowCPUFallback bool   `mapstructure:"allow_cpu_fallback"`
+	MainGPU          int    `mapstructure:"main_gpu"`
+	LibDir           string `mapstructure:"lib_dir"`
+}
+
+// EngineConfig is the llama.cpp context and scheduler.
+type EngineConfig struct {
+	CtxSize        int    `mapstructure:"ctx_size"`
+	Parallel       int    `mapstructure:"parallel"`
+	BatchSize      int    `mapstructure:"batch_size"`
+	UBatchSize     int    `mapstructure:"ubatch_size"`
+	FlashAttention string `mapstructure:"flash_attention"`
+	KVCacheType    string `mapstructure:"kv_cache_type"`
+	Threads        int    `mapstructure:"threads"`
+	QueueSize      int    `mapstructure:"queue_size"`
+}
+
+// defaults mirror qwen3-server.yaml (a test checks that they agree).
+var defaults = map[string]any{
+	"server.addr":              "127.0.0.1:8080",
+	"server.api_keys":          []string{},
+	"server.max_body_bytes":    int64(8 << 20),
+	"server.shutdown_grace":    30 * time.Second,
+	"server.cors_origins":      []string{},
+	"log.level":                "info",
+	"log.format":               "console",
+	"model.path":               "",
+	"model.id":                 "",
+	"model.gpu_layers":         -1,
+	"model.allow_cpu_fallback": false,
+	"model.main_gpu":           0,
+	"model.lib_dir":            "",
+	"engine.ctx_size":          8192,
+	"engine.parallel":          4,
+	"engine.batch_size":        512,
+	"engine.ubatch_size":       512,
+	"engine.flash_attention":   "auto",
+	"engine.kv_cache_type":     "f16",
+	"engine.threads":           0,
+	"engine.queue_size":        64,
+}
+
+// flagKeys maps command-line flags to config keys.
+var flagKeys = map[string]string{
+	"model":              "model.path",
+	"model-id":           "model.id",
+	"addr":               "server.addr",
+	"ctx-size":           "engine.ctx_size",
+	"parallel":           "engine.parallel",
+	"gpu-layers":         "model.gpu_layers",
+	"allow-cpu-fallback": "model.allow_cpu_fallback",
+	"api-key":            "server.api_keys",
+	"log-level":          "log.level",
+	"log-format":         "log.format",
+	"kv-cache-type":      "engine.kv_cache_type",
+	"flash-attention":    "engine.flash_attention",
+	"batch-size":         "engine.batch_size",
+	"threads":            "engine.threads",
+}
+
+// RegisterFlags adds the serve flags to fs.
+func RegisterFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", "YAML config file (see configs/qwen3-server.yaml)")
+	fs.String("model", "", "GGUF model to serve")
+	fs.String("model-id", "", "model name reported to clients (default: file name)")
+	fs.String("addr", "", "listen address, host:port")
+	fs.Int("ctx-size", 0, "context tokens per sequence")
+	fs.Int("parallel", 0, "sequences decoded together (slots)")
+	fs.Int("gpu-layers", 0, "layers offloaded to the GPU (-1 = all, 0 = CPU only)")
+	fs.Bool("allow-cpu-fallback", false, "run on the CPU with a warning when no GPU backend is available")
+	fs.StringSlice("api-key", nil, "require this bearer token (repeatable)")
+	fs.String("log-level", "", "debug, info, warn or error")
+	fs.String("log-format", "", "console or json")
+	fs.String("kv-cache-type", "", "f16, q8_0 or q4_0")
+	fs.String("flash-attention", "", "auto, on or off")
+	fs.Int("batch-size", 0, "most tokens per decode step")
+	fs.Int("threads", 0, "CPU threads (0 = all cores)")
+}
+
+// Load reads the configuration. fs may be nil; only flags the user set
+// override the file and the environment. environ is the process environment
+// (passed in so tests need not touch the real one).
+func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
+	v := viper.New()
+	for k, d := range defaults {
+		v.SetDefault(k, d)
+	}
+	path := ""
+	if fs != nil {
+		path, _ = fs.GetString("config")
+	}
+	if path == "" {
+		path = lookup(environ, "QWEN3_CONFIG")
+	}
+	if path != "" {
+		v.SetConfigFile(path)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", path, err)
+		}
+		if err := checkKnownKeys(v.AllKeys()); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	// Environment: QWEN3_ENGINE_CTX_SIZE overrides engine.ctx_size, and so on.
+	for k := range defaults {
+		env := "QWEN3_" + strings.ToUpper(strings.ReplaceAll(k, ".", "_"))
+		if val, ok := lookupOK(environ, env); ok {
+			if _, isList := defaults[k].([]string); isList {
+				v.Set(k, splitList(val))
+			} else {
+				v.Set(k, val)
+			}
+		}
+	}
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "QWEN3_") && name != "QWEN3_CONFIG" && !knownEnv(name) {
+			return nil, fmt.Errorf("unknown environment variable %s (known: QWEN3_CONFIG and QWEN3_<SECTION>_<KEY> for every config key)", name)
+		}
+	}
+	if fs != nil {
+		fs.Visit(func(f *pflag.Flag) {
+			key, ok := flagKeys[f.Name]
+			if !ok {
+				return
+			}
+			if sv, ok := f.Value.(pflag.SliceValue); ok {
+				v.Set(key, sv.GetSlice())
+			} else {
+				v.Set(key, f.Value.String())
+			}
+		})
+	}
+	var cfg Config
+	if err := v.UnmarshalExact(&cfg); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return &cfg, nil
+}
+
+func knownEnv(name string) bool {
+	for k := range defaults {
+		if name == "QWEN3_"+strings.ToUpper(strings.ReplaceAll(k, ".", "_")) {
+			return true
+		}
+	}
+	return false
+}
+
+func checkKnownKeys(keys []string) error {
+	var unknown []string
+	for _, k := range keys {
+		if _, ok := defaults[k]; !ok {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("unknown keys: %s", strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func lookupOK(environ []string, name string) (string, bool) {
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func lookup(environ []string, name string) string { v, _ := lookupOK(environ, name); return v }
+
+// Validate checks values before the server starts.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Model.Path == "" {
+		bad("model.path is required (--model FILE.gguf or QWEN3_MODEL_PATH)")
+	} else if st, err := os.Stat(c.Model.Path); err != nil {
+		bad("model.path: %v", err)
+	} else if st.IsDir() {
+		bad("model.path %s is a directory, want a .gguf file", c.Model.Path)
+	}
+	if c.Server.Addr == "" || !strings.Contains(c.Server.Addr, ":") {
+		bad("server.addr %q: want host:port", c.Server.Addr)
+	}
+	if c.Server.MaxBodyBytes <= 0 {
+		bad("server.max_body_bytes must be positive")
+	}
+	if c.Server.ShutdownGrace < 0 {
+		bad("server.shutdown_grace must not be negative")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level %q: want debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "console", "json":
+	default:
+		bad("log.format %q: want console or json", c.Log.Format)
+	}
+	if c.Model.GPULayers < -1 {
+		bad("model.gpu_layers must be -1 (all), 0 (CPU) or a positive count")
+	}
+	e := c.Engine
+	if e.CtxSize < 16 {
+		bad("engine.ctx_size %d: want at least 16", e.CtxSize)
+	}
+	if e.Parallel < 1 || e.Parallel > 256 {
+		bad("engine.parallel %d: want 1..256", e.Parallel)
+	}
+	if e.BatchSize < 1 {
+		bad("engine.batch_size must be positive")
+	}
+	if e.UBatchSize < 1 || e.UBatchSize > e.BatchSize {
+		bad("engine.ubatch_size must be in 1..batch_size")
+	}
+	if e.BatchSize < e.Parallel {
+		bad("engine.batch_size (%d) must be at least engine.parallel (%d): every slot decodes one token per step", e.BatchSize, e.Parallel)
+	}
+	switch e.FlashAttention {
+	case "auto", "on", "off":
+	default:
+		bad("engine.flash_attention %q: want auto, on or off", e.FlashAttention)
+	}
+	switch e.KVCacheType {
+	case "f16", "q8_0", "q4_0":
+	default:
+		bad("engine.kv_cache_type %q: want f16, q8_0 or q4_0", e.KVCacheType)
+	}
+	if e.KVCacheType != "f16" && e.FlashAttention == "off" {
+		bad("engine.kv_cache_type %s needs flash attention (auto or on)", e.KVCacheType)
+	}
+	if e.Threads < 0 {
+		bad("engine.threads must not be negative")
+	}
+	if e.QueueSize < 0 {
+		bad("engine.queue_size must not be negative")
+	}
+	return errors.Join(errs...)
+}

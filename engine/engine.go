@@ -1,0 +1,117 @@
+// Package engine defines what the server asks of an inference engine: a
+// small interface, the request and result types, and typed errors. The real
+// implementation (continuous batching over llama.cpp) is engine/scheduler;
+// engine/fake stands in for it in tests of the layers above.
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// Engine runs generation requests. Implementations are safe for concurrent use.
+type Engine interface {
+	// Generate runs one request. fn is called on the caller's goroutine for
+	// every generated token, in order; returning an error from fn cancels the
+	// generation. Generate returns when the sequence has finished, failed,
+	// or ctx was cancelled (then with ctx's error, having freed the slot).
+	Generate(ctx context.Context, req *Request, fn func(Chunk) error) (*Result, error)
+	// Tokenize converts text to tokens; parseSpecial turns control-token text
+	// such as "<|im_start|>" into single tokens.
+	Tokenize(text string, parseSpecial bool) ([]int32, error)
+	// Detokenize converts tokens back to text.
+	Detokenize(tokens []int32) string
+	// Info describes the loaded model and context.
+	Info() ModelInfo
+	// Stats is a snapshot of the scheduler's load.
+	Stats() Stats
+	// Close stops the engine: queued and running requests end with ErrClosed.
+	Close() error
+}
+
+// Request is one generation.
+type Request struct {
+	// Prompt is tokenized with special tokens parsed (it is normally the
+	// output of the chat template). PromptTokens, when set, is used instead.
+	Prompt       string
+	PromptTokens []int32
+	// MaxTokens caps generated tokens; 0 means until the context is full.
+	MaxTokens int
+	// Stop strings end generation; the matched text is not emitted.
+	Stop []string
+	// IgnoreEOS keeps generating past end-of-generation tokens (benchmarks).
+	IgnoreEOS bool
+	Sampling  Sampling
+	// Grammar constrains output (GBNF; root rule "root").
+	Grammar string
+}
+
+// Sampling is the per-request sampler configuration, already resolved from
+// presets (see package sampling). Zero values disable a stage; Temperature 0
+// is greedy.
+type Sampling struct {
+	Temperature      float32
+	TopK             int
+	TopP             float32
+	MinP             float32
+	RepeatPenalty    float32
+	PresencePenalty  float32
+	FrequencyPenalty float32
+	RepeatLastN      int
+	Seed             *uint32
+}
+
+// Chunk is one generated token and the text it completes. Text holds only
+// whole UTF-8 characters and never any part of a stop string: bytes that may
+// still become either are held back and appear in a later chunk (or never,
+// if they turn out to be a stop string).
+type Chunk struct {
+	Token int32
+	Text  string
+}
+
+// Finish reasons, as OpenAI names them.
+const (
+	FinishStop   = "stop"
+	FinishLength = "length"
+)
+
+// Result summarises a finished request.
+type Result struct {
+	FinishReason     string
+	Text             string // everything emitted, concatenated
+	PromptTokens     int
+	CachedTokens     int // prompt tokens whose KV cells were reused
+	CompletionTokens int
+	// QueueTime is the wait before a slot was free; TimeToFirstToken counts
+	// from submission; DecodeRate is tokens/s after the first token.
+	QueueTime        time.Duration
+	TimeToFirstToken time.Duration
+	Duration         time.Duration
+	DecodeRate       float64
+}
+
+// ModelInfo describes the loaded model.
+type ModelInfo struct {
+	ID           string // model name clients use
+	Path         string
+	Description  string
+	ChatTemplate string
+	ContextSize  int // per sequence
+	Parallel     int
+	VocabSize    int
+	Layers       int
+	EmbeddingLen int
+	SizeBytes    uint64
+	Params       uint64
+	Backend      string // "CUDA0 (NVIDIA H100 …)" or "CPU"
+	GPULayers    int
+}
+
+// Stats is a snapshot of scheduler load.
+type Stats struct {
+	Slots      int
+	BusySlots  int
+	QueueDepth int
+	QueueSize  int
+}

@@ -1,0 +1,89 @@
+// Sampling helper for sampler.go; see qs_sample.
+#include <math.h>
+#include "llama.h"
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+// block_beats reports whether any of the 16 logits at p exceeds thr. cgo
+// compiles with -O2 (no auto-vectorisation), so the x86-64 baseline SSE2
+// path is written out; the threshold test is what sampling spends its time
+// on, once per 16 of the 151,936 logits.
+static inline int block_beats(const float *p, float thr) {
+#if defined(__SSE2__)
+	__m128 t = _mm_set1_ps(thr);
+	__m128 m = _mm_or_ps(_mm_or_ps(_mm_cmpgt_ps(_mm_loadu_ps(p), t), _mm_cmpgt_ps(_mm_loadu_ps(p + 4), t)),
+	                     _mm_or_ps(_mm_cmpgt_ps(_mm_loadu_ps(p + 8), t), _mm_cmpgt_ps(_mm_loadu_ps(p + 12), t)));
+	return _mm_movemask_ps(m) != 0;
+#else
+	int any = 0;
+	for (int j = 0; j < 16; j++) any |= p[j] > thr;
+	return any;
+#endif
+}
+
+// Insert (id, v) into buf[0..*n), kept sorted by descending logit, capacity k.
+static inline void topk_insert(llama_token_data *buf, size_t *n, size_t k, int32_t id, float v) {
+	size_t j = *n < k ? (*n)++ : k - 1;
+	while (j > 0 && buf[j - 1].logit < v) {
+		buf[j] = buf[j - 1];
+		j--;
+	}
+	buf[j].id = id;
+	buf[j].logit = v;
+	buf[j].p = 0.0f;
+}
+
+// qs_sample picks the next token from one row of logits. When fast_k > 0 the
+// caller guarantees that the chain starts with top-k (k <= fast_k) and holds
+// no sampler that needs the full vocabulary (grammar, penalties), so the
+// k best candidates are selected in one pass over the logits instead of
+// materialising and sorting the whole vocabulary; the chain then runs on
+// that short, sorted list. greedy short-cuts to argmax. Reentrant: distinct
+// samplers may run on distinct threads over the same (read-only) logits.
+int32_t qs_sample(struct llama_sampler *chain, const float *logits, int32_t n_vocab,
+                  llama_token_data *buf, int32_t fast_k, int greedy) {
+	if (greedy) {
+		int32_t best = 0, i = 1;
+		for (; i + 16 <= n_vocab; i += 16) {
+			if (!block_beats(logits + i, logits[best])) continue;
+			for (int j = 0; j < 16; j++) {
+				if (logits[i + j] > logits[best]) best = i + j;
+			}
+		}
+		for (; i < n_vocab; i++) {
+			if (logits[i] > logits[best]) best = i;
+		}
+		return best;
+	}
+	size_t n = 0;
+	if (fast_k > 0) {
+		const size_t k = (size_t)fast_k;
+		int32_t i = 0;
+		// Fill the buffer, then scan in blocks of 16: a block is looked at
+		// element by element only if one of its logits beats the current
+		// k-th best. The block test is branch-free and vectorises, and after
+		// the first few blocks almost every block is skipped.
+		for (; i < n_vocab && n < k; i++) topk_insert(buf, &n, k, i, logits[i]);
+		for (; i + 16 <= n_vocab; i += 16) {
+			if (!block_beats(logits + i, buf[k - 1].logit)) continue;
+			for (int j = 0; j < 16; j++) {
+				if (logits[i + j] > buf[k - 1].logit) topk_insert(buf, &n, k, i + j, logits[i + j]);
+			}
+		}
+		for (; i < n_vocab; i++) {
+			if (logits[i] > buf[k - 1].logit) topk_insert(buf, &n, k, i, logits[i]);
+		}
+	} else {
+		for (int32_t i = 0; i < n_vocab; i++) {
+			buf[i].id = i;
+			buf[i].logit = logits[i];
+			buf[i].p = 0.0f;
+		}
+		n = (size_t)n_vocab;
+	}
+	llama_token_data_array arr = { buf, n, -1, fast_k > 0 };
+	llama_sampler_apply(chain, &arr);
+	if (arr.selected < 0 || (size_t)arr.selected >= arr.size) return -1;
+	return arr.data[arr.selected].id;
+}

@@ -1,0 +1,23 @@
+package scheduler
+
+import (
+	"os"
+	"testing"
+
+	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
+)
+
+func gpusForTest() []llamacpp.Device {
+	llamacpp.Init("")
+	return llamacpp.GPUs()
+}
+
+func TestMain(m *testing.M) {
+	// llama.cpp's model-loading chatter would bury the test output.
+	llamacpp.SetLogger(func(level int, text string) {
+		if level == 4 {
+			os.Stderr.WriteString(text)
+		}
+	})
+	os.Exit(m.Run())
+}

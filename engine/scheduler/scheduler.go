@@ -1,0 +1,750 @@
+// Package scheduler is the real engine: continuous batching over one
+// llama.cpp context. One goroutine owns the context and runs the decode
+// loop; every request is a sequence in a slot; each step packs one decode
+// token for every generating sequence plus prefill chunks of new prompts
+// into a single llama_decode, so new requests join between steps and long
+// prompts never stall the others' token stream.
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/qwen3-lora/qwen3-server/engine"
+	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
+	"github.com/qwen3-lora/qwen3-server/engine/textstream"
+)
+
+// Options configure the engine (see configs.Engine for documentation).
+type Options struct {
+	ModelPath        string
+	ModelID          string // name reported to clients; default: file name
+	GPULayers        int    // -1 = all
+	AllowCPUFallback bool
+	MainGPU          int
+	ContextSize      int // KV cells per sequence
+	Parallel         int // slots
+	BatchSize        int // most tokens per llama_decode
+	UBatchSize       int
+	FlashAttention   string
+	KVCacheType      string
+	Threads          int
+	QueueSize        int    // requests waiting for a slot
+	LibDir           string // folder with libggml-cuda.so, "" = <exe>/../lib/ollama
+}
+
+// Engine implements engine.Engine.
+type Engine struct {
+	opts  Options
+	log   *zap.Logger
+	model *llamacpp.Model
+	lctx  *llamacpp.Context
+	batch *llamacpp.Batch
+	info  engine.ModelInfo
+
+	mu      sync.Mutex // guards queue and closed
+	queue   []*sequence
+	closed  bool
+	wake    chan struct{}
+	stopped chan struct{}
+
+	ownsModel   bool
+	ownsContext bool
+
+	// Loop-owned scratch, reused every step.
+	rows   []*slot
+	chunks []prefillChunk
+	toWake []*sequence
+	profMu sync.Mutex
+	prof   Profile
+
+	slots []*slot // owned by the loop goroutine
+	busy  atomic.Int32
+	rr    int // round-robin start for prefill fairness
+}
+
+type slot struct {
+	id    int
+	cache []int32 // tokens whose KV cells the slot holds, in order
+	seq   *sequence
+}
+
+// sequence is one request as the loop sees it.
+type sequence struct {
+	ctx     context.Context
+	req     *engine.Request
+	prompt  []int32
+	sampler *llamacpp.Sampler
+	stream  *textstream.Stream
+
+	pending   []int32 // prompt tokens not yet decoded
+	pos       int     // next position to decode
+	last      int32   // sampled token to decode next step
+	decoding  bool
+	logitsRow int
+	sampled   int32
+	logits    []float32
+	generated int
+	maxTokens int
+
+	submitted, admitted, first time.Time
+
+	// Output handed to the request goroutine.
+	mu     sync.Mutex
+	text   strings.Builder
+	chunks []engine.Chunk
+	done   bool
+	err    error
+	result engine.Result
+	notify chan struct{}
+}
+
+// New loads the model, creates the context and starts the decode loop.
+func New(opts Options, log *zap.Logger) (*Engine, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	llamacpp.Init(opts.LibDir)
+	gpus := llamacpp.GPUs()
+	if opts.GPULayers != 0 && len(gpus) == 0 {
+		if !opts.AllowCPUFallback {
+			return nil, fmt.Errorf("gpu_layers is %d but no GPU backend loaded (build it with `make cuda`, it must be in %s); set gpu_layers: 0 to run on the CPU, or allow_cpu_fallback: true", opts.GPULayers, libDirForMessage(opts.LibDir))
+		}
+		log.Warn("no GPU backend loaded: falling back to the CPU; generation will be slow", zap.Int("gpu_layers_requested", opts.GPULayers))
+		opts.GPULayers = 0
+	}
+	if len(gpus) == 0 {
+		opts.GPULayers = 0
+	}
+	model, err := llamacpp.LoadModel(llamacpp.ModelParams{Path: opts.ModelPath, GPULayers: opts.GPULayers, MainGPU: opts.MainGPU})
+	if err != nil {
+		return nil, err
+	}
+	e, err := NewWithModel(model, opts, log)
+	if err != nil {
+		model.Close()
+		return nil, err
+	}
+	e.ownsModel = true
+	return e, nil
+}
+
+// NewWithModel starts an engine on a model loaded by the caller, who keeps
+// ownership (the bench command reuses one model for several engines).
+func NewWithModel(model *llamacpp.Model, opts Options, log *zap.Logger) (*Engine, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	opts = withDefaults(opts)
+	backend := backendName(opts.MainGPU)
+	if arch, _ := model.Meta("general.architecture"); arch != "qwen3" {
+		log.Warn("model architecture is not qwen3; the chat template and reasoning parser assume Qwen3", zap.String("architecture", arch))
+	}
+	ctxSize := opts.ContextSize
+	if ctxSize <= 0 {
+		ctxSize = min(model.NCtxTrain(), 8192)
+	}
+	lctx, err := llamacpp.NewContext(model, llamacpp.ContextParams{
+		NCtx: ctxSize * opts.Parallel, NBatch: opts.BatchSize, NUBatch: opts.UBatchSize,
+		NSeqMax: opts.Parallel, Threads: opts.Threads, FlashAttn: opts.FlashAttention, KVType: opts.KVCacheType,
+	})
+	if err != nil {
+		return nil, err
+	}
+	e := newEngine(model, lctx, opts, ctxSize, backend, log)
+	e.ownsContext = true
+	return e, nil
+}
+
+// NewWithContext starts an engine on a context created by the caller, who
+// keeps ownership of it and of the model. The context must have at least
+// opts.Parallel sequences; the engine uses sequence ids 0..Parallel-1 and
+// starts by clearing their KV cells. The bench command measures several
+// concurrency levels on one context this way.
+func NewWithContext(model *llamacpp.Model, lctx *llamacpp.Context, opts Options, log *zap.Logger) *Engine {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	opts = withDefaults(opts)
+	for i := range opts.Parallel {
+		lctx.SeqRm(i, -1, -1)
+	}
+	ctxSize := opts.ContextSize
+	if ctxSize <= 0 {
+		ctxSize = lctx.NCtxSeq()
+	}
+	return newEngine(model, lctx, opts, ctxSize, backendName(opts.MainGPU), log)
+}
+
+func newEngine(model *llamacpp.Model, lctx *llamacpp.Context, opts Options, ctxSize int, backend string, log *zap.Logger) *Engine {
+	id := opts.ModelID
+	if id == "" {
+		id = strings.TrimSuffix(filepath.Base(opts.ModelPath), filepath.Ext(opts.ModelPath))
+	}
+	e := &Engine{
+		opts: opts, log: log, model: model, lctx: lctx,
+		wake:    make(chan struct{}, 1),
+		stopped: make(chan struct{}),
+		info: engine.ModelInfo{
+			ID: id, Path: opts.ModelPath, Description: model.Desc(), ChatTemplate: model.ChatTemplate(),
+			ContextSize: min(ctxSize, lctx.NCtxSeq()), Parallel: opts.Parallel, VocabSize: model.NVocab(),
+			Layers: model.NLayer(), EmbeddingLen: model.NEmbd(), SizeBytes: model.Size(), Params: model.NParams(),
+			Backend: backend, GPULayers: opts.GPULayers,
+		},
+	}
+	for i := range opts.Parallel {
+		e.slots = append(e.slots, &slot{id: i})
+	}
+	e.batch = llamacpp.NewBatch(opts.BatchSize)
+	log.Info("engine ready",
+		zap.String("model", id), zap.String("desc", e.info.Description), zap.String("backend", backend),
+		zap.Int("gpu_layers", opts.GPULayers), zap.Int("ctx_per_seq", e.info.ContextSize),
+		zap.Int("parallel", opts.Parallel), zap.Int("batch", opts.BatchSize), zap.String("kv_type", opts.KVCacheType))
+	go e.loop()
+	return e
+}
+
+func withDefaults(opts Options) Options {
+	if opts.Parallel <= 0 {
+		opts.Parallel = 1
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 512
+	}
+	opts.BatchSize = max(opts.BatchSize, opts.Parallel)
+	if opts.UBatchSize <= 0 {
+		opts.UBatchSize = opts.BatchSize
+	}
+	if opts.QueueSize < 0 {
+		opts.QueueSize = 0
+	}
+	return opts
+}
+
+// backendName names the device the model runs on, for logs and /v1/models.
+func backendName(mainGPU int) string {
+	gpus := llamacpp.GPUs()
+	if len(gpus) == 0 {
+		return "CPU"
+	}
+	g := gpus[min(max(mainGPU, 0), len(gpus)-1)]
+	return fmt.Sprintf("%s (%s, %.1f GiB free)", g.Name, g.Description, float64(g.MemFree)/(1<<30))
+}
+
+func libDirForMessage(d string) string {
+	if d != "" {
+		return d
+	}
+	return "<binary>/../lib/ollama"
+}
+
+// Info implements engine.Engine.
+func (e *Engine) Info() engine.ModelInfo { return e.info }
+
+// Stats implements engine.Engine.
+func (e *Engine) Stats() engine.Stats {
+	e.mu.Lock()
+	q := len(e.queue)
+	e.mu.Unlock()
+	return engine.Stats{Slots: len(e.slots), BusySlots: int(e.busy.Load()), QueueDepth: q, QueueSize: e.opts.QueueSize}
+}
+
+// Tokenize implements engine.Engine.
+func (e *Engine) Tokenize(text string, parseSpecial bool) ([]int32, error) {
+	return e.model.Tokenize(text, false, parseSpecial)
+}
+
+// Detokenize implements engine.Engine.
+func (e *Engine) Detokenize(tokens []int32) string {
+	var b []byte
+	for _, t := range tokens {
+		b = append(b, e.model.TokenPiece(t)...)
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// Generate implements engine.Engine.
+func (e *Engine) Generate(ctx context.Context, req *engine.Request, fn func(engine.Chunk) error) (*engine.Result, error) {
+	seq, err := e.newSequence(req)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the sequence at the next step if we return early
+	seq.ctx = ctx
+
+	e.mu.Lock()
+	switch {
+	case e.closed:
+		e.mu.Unlock()
+		seq.sampler.Close()
+		return nil, engine.ErrClosed
+	case len(e.queue) >= e.opts.QueueSize+e.freeSlotsHint():
+		e.mu.Unlock()
+		seq.sampler.Close()
+		return nil, engine.ErrOverloaded
+	}
+	e.queue = append(e.queue, seq)
+	e.mu.Unlock()
+	e.signal()
+
+	for {
+		select {
+		case <-seq.notify:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		seq.mu.Lock()
+		chunks := seq.chunks
+		seq.chunks = nil
+		done, res, serr := seq.done, seq.result, seq.err
+		seq.mu.Unlock()
+		for _, c := range chunks {
+			if err := fn(c); err != nil {
+				return nil, err
+			}
+		}
+		if done {
+			if serr != nil {
+				return nil, serr
+			}
+			return &res, nil
+		}
+	}
+}
+
+// freeSlotsHint counts slots with no sequence, read without the loop's
+// cooperation: admission is re-checked by the loop, so a stale value only
+// lets a request wait in the queue a moment.
+func (e *Engine) freeSlotsHint() int {
+	return len(e.slots) - int(e.busy.Load())
+}
+
+func (e *Engine) newSequence(req *engine.Request) (*sequence, error) {
+	prompt := req.PromptTokens
+	if prompt == nil {
+		var err error
+		prompt, err = e.model.Tokenize(req.Prompt, false, true)
+		if err != nil {
+			return nil, engine.Invalid("prompt", "cannot tokenize the prompt: %v", err)
+		}
+	}
+	if len(prompt) == 0 {
+		return nil, engine.Invalid("prompt", "the prompt is empty")
+	}
+	for _, t := range prompt {
+		if t < 0 || int(t) >= e.model.NVocab() {
+			return nil, engine.Invalid("prompt", "token id %d is outside the vocabulary (0..%d)", t, e.model.NVocab()-1)
+		}
+	}
+	if n := e.info.ContextSize; len(prompt) >= n {
+		return nil, engine.Invalid("messages", "the prompt has %d tokens but the context holds %d per sequence (leave room for at least one generated token)", len(prompt), n)
+	}
+	if req.MaxTokens < 0 {
+		return nil, engine.Invalid("max_tokens", "max_tokens must not be negative")
+	}
+	sp := req.Sampling
+	params := llamacpp.SamplerParams{
+		Temperature: sp.Temperature, TopK: sp.TopK, TopP: sp.TopP, MinP: sp.MinP,
+		RepeatPenalty: sp.RepeatPenalty, PresencePenalty: sp.PresencePenalty, FrequencyPenalty: sp.FrequencyPenalty,
+		RepeatLastN: sp.RepeatLastN, Grammar: req.Grammar,
+	}
+	if sp.Seed != nil {
+		params.Seed, params.HasSeed = *sp.Seed, true
+	}
+	sampler, err := llamacpp.NewSampler(e.model, params)
+	if err != nil {
+		return nil, engine.Invalid("grammar", "%v", err)
+	}
+	return &sequence{
+		req: req, prompt: prompt, sampler: sampler, stream: textstream.New(req.Stop),
+		maxTokens: req.MaxTokens, submitted: time.Now(), notify: make(chan struct{}, 1), logitsRow: -1,
+	}, nil
+}
+
+func (e *Engine) signal() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Close implements engine.Engine. Idempotent.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		<-e.stopped
+		return nil
+	}
+	e.closed = true
+	e.mu.Unlock()
+	e.signal()
+	<-e.stopped
+	e.batch.Close()
+	if e.ownsContext {
+		e.lctx.Close()
+	}
+	if e.ownsModel {
+		e.model.Close()
+	}
+	return nil
+}
+
+// loop is the only goroutine that touches the llama context.
+func (e *Engine) loop() {
+	defer close(e.stopped)
+	for {
+		e.mu.Lock()
+		closed := e.closed
+		e.mu.Unlock()
+		if closed {
+			e.failAll(engine.ErrClosed)
+			return
+		}
+		e.reap()
+		e.admit()
+		if e.busy.Load() == 0 {
+			<-e.wake
+			continue
+		}
+		e.step()
+	}
+}
+
+// reap ends sequences whose request was cancelled: their slot and KV cells
+// are freed at once.
+func (e *Engine) reap() {
+	for _, s := range e.slots {
+		if s.seq != nil && s.seq.ctx.Err() != nil {
+			e.lctx.SeqRm(s.id, -1, -1)
+			s.cache = s.cache[:0]
+			e.finish(s, "", s.seq.ctx.Err())
+		}
+	}
+}
+
+// admit moves queued requests into free slots, choosing for each the free
+// slot whose cached tokens share the longest prefix with its prompt.
+func (e *Engine) admit() {
+	for {
+		free := e.freeSlots()
+		if len(free) == 0 {
+			return
+		}
+		e.mu.Lock()
+		if len(e.queue) == 0 {
+			e.mu.Unlock()
+			return
+		}
+		seq := e.queue[0]
+		e.queue = e.queue[1:]
+		e.mu.Unlock()
+		if seq.ctx.Err() != nil {
+			seq.sampler.Close()
+			seq.complete(engine.Result{}, seq.ctx.Err())
+			continue
+		}
+		best, bestLen := free[0], -1
+		for _, s := range free {
+			if n := commonPrefix(s.cache, seq.prompt); n > bestLen {
+				best, bestLen = s, n
+			}
+		}
+		// At least the last prompt token is decoded again: its logits are
+		// needed to sample the first generated token.
+		reuse := min(bestLen, len(seq.prompt)-1)
+		if !e.lctx.SeqRm(best.id, reuse, -1) {
+			e.lctx.SeqRm(best.id, -1, -1)
+			reuse = 0
+		}
+		best.cache = best.cache[:reuse]
+		seq.pending = seq.prompt[reuse:]
+		seq.pos = reuse
+		seq.result.CachedTokens = reuse
+		seq.result.PromptTokens = len(seq.prompt)
+		seq.admitted = time.Now()
+		best.seq = seq
+		e.busy.Add(1)
+	}
+}
+
+func (e *Engine) freeSlots() []*slot {
+	var free []*slot
+	for _, s := range e.slots {
+		if s.seq == nil {
+			free = append(free, s)
+		}
+	}
+	return free
+}
+
+func commonPrefix(a, b []int32) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+// step builds one batch (decode tokens first, then prefill chunks, round
+// robin over slots so no prompt starves), decodes it, samples, and only then
+// wakes the request goroutines: woken earlier, dozens of them would compete
+// with the sampling workers for the Go scheduler's Ps.
+func (e *Engine) step() {
+	defer e.wakeAll()
+	b := e.batch
+	b.Clear()
+	rows := e.rows[:0]
+	for _, s := range e.slots {
+		if q := s.seq; q != nil && q.decoding {
+			q.logitsRow = b.Len()
+			b.Add(q.last, q.pos, s.id, true)
+			rows = append(rows, s)
+		}
+	}
+	chunks := e.chunks[:0]
+	for i := range e.slots {
+		s := e.slots[(e.rr+i)%len(e.slots)]
+		q := s.seq
+		room := b.Cap() - b.Len()
+		if q == nil || q.decoding || len(q.pending) == 0 || room == 0 {
+			continue
+		}
+		n := min(len(q.pending), room)
+		for k := 0; k < n; k++ {
+			last := k == n-1 && n == len(q.pending)
+			b.Add(q.pending[k], q.pos+k, s.id, last)
+			if last {
+				q.logitsRow = b.Len() - 1
+				rows = append(rows, s)
+			}
+		}
+		chunks = append(chunks, prefillChunk{s, n})
+	}
+	e.rows, e.chunks = rows, chunks
+	e.rr = (e.rr + 1) % len(e.slots)
+	if b.Len() == 0 {
+		return
+	}
+	t0 := time.Now()
+	err := e.lctx.Decode(b)
+	t1 := time.Now()
+	if err != nil {
+		e.log.Error("decode failed", zap.Error(err), zap.Int("batch", b.Len()))
+		for _, s := range e.slots {
+			if s.seq != nil {
+				e.lctx.SeqRm(s.id, -1, -1)
+				s.cache = s.cache[:0]
+				e.finish(s, "", engine.Internal("decode failed: %v", err))
+			}
+		}
+		return
+	}
+	// Book-keeping of what is now in the KV cache.
+	for _, s := range rows {
+		if s.seq.decoding {
+			s.cache = append(s.cache, s.seq.last)
+			s.seq.pos++
+		}
+	}
+	for _, c := range chunks {
+		q := c.s.seq
+		c.s.cache = append(c.s.cache, q.pending[:c.n]...)
+		q.pos += c.n
+		q.pending = q.pending[c.n:]
+	}
+	t2 := time.Now()
+	if len(rows) > 0 {
+		e.lctx.Logits(rows[0].seq.logitsRow) // waits for the GPU
+	}
+	t3 := time.Now()
+	e.sample(rows)
+	t4 := time.Now()
+	for _, s := range rows {
+		e.accept(s)
+	}
+	t5 := time.Now()
+	e.profMu.Lock()
+	p := &e.prof
+	p.Steps++
+	p.Launch += t1.Sub(t0)
+	p.Book += t2.Sub(t1)
+	p.Wait += t3.Sub(t2)
+	p.Sample += t4.Sub(t3)
+	p.Accept += t5.Sub(t4)
+	e.profMu.Unlock()
+}
+
+type prefillChunk struct {
+	s *slot
+	n int
+}
+
+// Profile is where the decode loop's time went, cumulatively.
+type Profile struct {
+	Steps  int
+	Launch time.Duration // llama_decode call (synchronous for batches > 1 on CUDA)
+	Book   time.Duration // KV book-keeping
+	Wait   time.Duration // waiting for the GPU's logits
+	Sample time.Duration // sampling (parallel over sequences)
+	Accept time.Duration // detokenize, stop strings, hand-off
+}
+
+// Profile returns the loop's cumulative timings (read it when idle).
+func (e *Engine) Profile() Profile {
+	e.profMu.Lock()
+	defer e.profMu.Unlock()
+	return e.prof
+}
+
+// sample draws the next token of every row, in parallel when there are
+// several: the samplers are independent and the logits are read-only.
+func (e *Engine) sample(rows []*slot) {
+	if len(rows) == 1 {
+		q := rows[0].seq
+		q.sampled = q.sampler.Sample(e.lctx.Logits(q.logitsRow))
+		return
+	}
+	for _, s := range rows {
+		s.seq.logits = e.lctx.Logits(s.seq.logitsRow)
+	}
+	var wg sync.WaitGroup
+	workers := min(len(rows), runtime.GOMAXPROCS(0))
+	next := atomic.Int32{}
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(rows) {
+					return
+				}
+				q := rows[i].seq
+				q.sampled = q.sampler.Sample(q.logits)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// accept handles the token just sampled for slot s.
+func (e *Engine) accept(s *slot) {
+	q := s.seq
+	tok := q.sampled
+	q.logitsRow = -1
+	q.logits = nil
+	if tok < 0 {
+		e.finish(s, "", engine.Internal("sampler returned no token (grammar dead end?)"))
+		return
+	}
+	q.sampler.Accept(tok)
+	q.generated++
+	if q.generated == 1 {
+		q.first = time.Now()
+	}
+	if e.model.IsEOG(tok) && !q.req.IgnoreEOS {
+		e.emit(q, engine.Chunk{Token: tok, Text: q.stream.Flush()})
+		e.finish(s, engine.FinishStop, nil)
+		return
+	}
+	text, stopped := q.stream.Push(e.model.TokenPiece(tok))
+	if stopped {
+		e.emit(q, engine.Chunk{Token: tok, Text: text})
+		e.finish(s, engine.FinishStop, nil)
+		return
+	}
+	if (q.maxTokens > 0 && q.generated >= q.maxTokens) || q.pos >= e.info.ContextSize {
+		e.emit(q, engine.Chunk{Token: tok, Text: text + q.stream.Flush()})
+		e.finish(s, engine.FinishLength, nil)
+		return
+	}
+	e.emit(q, engine.Chunk{Token: tok, Text: text})
+	q.last = tok
+	q.decoding = true
+}
+
+func (e *Engine) emit(q *sequence, c engine.Chunk) {
+	q.mu.Lock()
+	q.chunks = append(q.chunks, c)
+	q.text.WriteString(c.Text)
+	q.mu.Unlock()
+	e.toWake = append(e.toWake, q)
+}
+
+// wakeAll signals the request goroutines that got output this step.
+func (e *Engine) wakeAll() {
+	for _, q := range e.toWake {
+		q.wakeUp()
+	}
+	clear(e.toWake)
+	e.toWake = e.toWake[:0]
+}
+
+// finish frees slot s and hands the result to the request goroutine.
+func (e *Engine) finish(s *slot, reason string, err error) {
+	q := s.seq
+	s.seq = nil
+	e.busy.Add(-1)
+	q.sampler.Close()
+	now := time.Now()
+	q.mu.Lock()
+	r := &q.result
+	r.FinishReason = reason
+	r.Text = q.text.String()
+	r.CompletionTokens = q.generated
+	r.QueueTime = q.admitted.Sub(q.submitted)
+	r.Duration = now.Sub(q.submitted)
+	if !q.first.IsZero() {
+		r.TimeToFirstToken = q.first.Sub(q.submitted)
+		if d := now.Sub(q.first).Seconds(); q.generated > 1 && d > 0 {
+			r.DecodeRate = float64(q.generated-1) / d
+		}
+	}
+	q.done, q.err = true, err
+	q.mu.Unlock()
+	q.wakeUp()
+}
+
+func (q *sequence) complete(r engine.Result, err error) {
+	q.mu.Lock()
+	q.result, q.done, q.err = r, true, err
+	q.mu.Unlock()
+	q.wakeUp()
+}
+
+// wakeUp never blocks the loop: the channel has room for one signal and a
+// pending one already covers everything appended since.
+func (q *sequence) wakeUp() {
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) failAll(err error) {
+	for _, s := range e.slots {
+		if s.seq != nil {
+			e.finish(s, "", err)
+		}
+	}
+	e.mu.Lock()
+	queued := e.queue
+	e.queue = nil
+	e.mu.Unlock()
+	for _, q := range queued {
+		q.sampler.Close()
+		q.complete(engine.Result{}, err)
+	}
+}
+
+var _ engine.Engine = (*Engine)(nil)

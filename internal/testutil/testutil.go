@@ -1,0 +1,40 @@
+// Package testutil finds the generated test models for integration tests.
+package testutil
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// RepoRoot is the folder holding go.mod.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the test's folder")
+		}
+		dir = parent
+	}
+}
+
+// Model returns the path of a generated test model (tiny-random.gguf,
+// tiny-chain.gguf). It fails the test when the model is missing: `make test`
+// generates them first (make testdata), so a missing model is a broken
+// set-up, not a reason to skip.
+func Model(t testing.TB, name string) string {
+	t.Helper()
+	p := filepath.Join(RepoRoot(t), "testdata", "models", name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("test model %s missing: run `make testdata` (or `make test`)", p)
+	}
+	return p
+}

@@ -1,0 +1,89 @@
+// Package apierror is the one place where errors become HTTP answers in
+// OpenAI's shape: {"error": {"message", "type", "param", "code"}}.
+package apierror
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/qwen3-lora/qwen3-server/engine"
+)
+
+// Body is OpenAI's error envelope.
+type Body struct {
+	Error Detail `json:"error"`
+}
+
+// Detail is the error object.
+type Detail struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    *string `json:"code"`
+}
+
+// Error is an API error with its HTTP status.
+type Error struct {
+	Status     int
+	Type       string
+	Code       string
+	Param      string
+	Message    string
+	RetryAfter int // seconds; sent as Retry-After when > 0
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Body renders the error for the wire.
+func (e *Error) Body() Body {
+	d := Detail{Message: e.Message, Type: e.Type}
+	if e.Param != "" {
+		d.Param = &e.Param
+	}
+	if e.Code != "" {
+		d.Code = &e.Code
+	}
+	return Body{Error: d}
+}
+
+// Constructors for the errors handlers raise themselves.
+func BadRequest(param, msg string) *Error {
+	return &Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Param: param, Message: msg}
+}
+
+func NotFound(code, msg string) *Error {
+	return &Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: code, Message: msg}
+}
+
+func Unauthorized(msg string) *Error {
+	return &Error{Status: http.StatusUnauthorized, Type: "authentication_error", Code: "invalid_api_key", Message: msg}
+}
+
+func Loading() *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "model_loading", Message: "the model is still loading", RetryAfter: 5}
+}
+
+// From maps any error to an API error: typed errors keep their meaning,
+// anything else is an internal error.
+func From(err error) *Error {
+	var ae *Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var ee *engine.Error
+	if errors.As(err, &ee) {
+		out := &Error{Status: ee.HTTPStatus(), Message: ee.Message, Param: ee.Param}
+		switch ee.Kind {
+		case engine.KindInvalid:
+			out.Type = "invalid_request_error"
+		case engine.KindOverloaded:
+			out.Type, out.Code, out.RetryAfter = "server_error", "overloaded", 1
+		case engine.KindUnavailable:
+			out.Type, out.Code, out.RetryAfter = "server_error", "unavailable", 5
+		default:
+			out.Type = "server_error"
+		}
+		return out
+	}
+	return &Error{Status: http.StatusInternalServerError, Type: "server_error", Message: "internal error: " + err.Error()}
+}

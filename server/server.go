@@ -1,0 +1,136 @@
+// Package server is the HTTP front end (gin). A request enters through the
+// middleware chain (request id, access log, auth, body limit), reaches a
+// handler in this package, which talks to the engine through the
+// engine.Engine interface; errors leave through apierror.
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+
+	"github.com/qwen3-lora/qwen3-server/configs"
+	"github.com/qwen3-lora/qwen3-server/engine"
+	"github.com/qwen3-lora/qwen3-server/server/apierror"
+	"github.com/qwen3-lora/qwen3-server/server/openai"
+)
+
+// Server serves the API. The engine may arrive after the server started
+// listening (the model loads in the background): until then /health says 503.
+type Server struct {
+	cfg     configs.ServerConfig
+	log     *zap.Logger
+	started time.Time
+
+	mu  sync.RWMutex
+	eng engine.Engine
+
+	http     *http.Server
+	listener net.Listener
+}
+
+// New builds a server; Start listens.
+func New(cfg configs.ServerConfig, log *zap.Logger) *Server {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{cfg: cfg, log: log, started: time.Now()}
+	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	return s
+}
+
+// SetEngine makes the server ready.
+func (s *Server) SetEngine(e engine.Engine) {
+	s.mu.Lock()
+	s.eng = e
+	s.mu.Unlock()
+}
+
+func (s *Server) engine() engine.Engine {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.eng
+}
+
+// Handler exposes the routes (tests drive it with httptest).
+func (s *Server) Handler() http.Handler { return s.http.Handler }
+
+// Start listens on cfg.Addr and serves in the background.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	s.listener = ln
+	go func() {
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server", zap.Error(err))
+		}
+	}()
+	s.log.Info("listening", zap.String("addr", ln.Addr().String()))
+	return nil
+}
+
+// Addr is the address actually listened on.
+func (s *Server) Addr() string {
+	if s.listener == nil {
+		return s.cfg.Addr
+	}
+	return s.listener.Addr().String()
+}
+
+// Stop stops accepting connections and waits for requests in flight until
+// ctx ends.
+func (s *Server) Stop(ctx context.Context) error { return s.http.Shutdown(ctx) }
+
+func (s *Server) routes() http.Handler {
+	r := gin.New()
+	r.Use(gin.Recovery(), s.requestID(), s.accessLog())
+	r.GET("/health", s.health)
+	v1 := r.Group("/v1")
+	v1.GET("/models", s.models)
+	r.NoRoute(func(c *gin.Context) {
+		s.fail(c, apierror.NotFound("not_found", "no route "+c.Request.Method+" "+c.Request.URL.Path))
+	})
+	return r
+}
+
+// fail writes an API error and aborts the chain.
+func (s *Server) fail(c *gin.Context, err error) {
+	ae := apierror.From(err)
+	if ae.RetryAfter > 0 {
+		c.Header("Retry-After", itoa(ae.RetryAfter))
+	}
+	c.Set(ctxError, ae.Message)
+	c.AbortWithStatusJSON(ae.Status, ae.Body())
+}
+
+func (s *Server) health(c *gin.Context) {
+	e := s.engine()
+	if e == nil {
+		c.Header("Retry-After", "5")
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "loading"})
+		return
+	}
+	st := e.Stats()
+	c.JSON(http.StatusOK, gin.H{"status": "ok", "slots_idle": st.Slots - st.BusySlots, "slots_processing": st.BusySlots, "queue_depth": st.QueueDepth})
+}
+
+func (s *Server) models(c *gin.Context) {
+	e := s.engine()
+	if e == nil {
+		s.fail(c, apierror.Loading())
+		return
+	}
+	info := e.Info()
+	c.JSON(http.StatusOK, openai.ModelList{Object: "list", Data: []openai.Model{{
+		ID: info.ID, Object: "model", Created: s.started.Unix(), OwnedBy: "qwen3-server", MaxModelLen: info.ContextSize,
+	}}})
+}
