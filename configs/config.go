@@ -18,10 +18,28 @@ import (
 
 // Config is the whole server configuration.
 type Config struct {
-	Server ServerConfig `mapstructure:"server"`
-	Log    LogConfig    `mapstructure:"log"`
-	Model  ModelConfig  `mapstructure:"model"`
-	Engine EngineConfig `mapstructure:"engine"`
+	Server   ServerConfig   `mapstructure:"server"`
+	Log      LogConfig      `mapstructure:"log"`
+	Model    ModelConfig    `mapstructure:"model"`
+	Engine   EngineConfig   `mapstructure:"engine"`
+	Sampling SamplingConfig `mapstructure:"sampling"`
+}
+
+// SamplingConfig holds the thinking switch default, the thinking budget
+// default and the per-mode presets (Qwen3's recommendations by default).
+type SamplingConfig struct {
+	EnableThinking bool         `mapstructure:"enable_thinking"`
+	ThinkingBudget int          `mapstructure:"thinking_budget"`
+	Thinking       PresetConfig `mapstructure:"thinking"`
+	NonThinking    PresetConfig `mapstructure:"non_thinking"`
+}
+
+// PresetConfig is one mode's sampling preset.
+type PresetConfig struct {
+	Temperature float32 `mapstructure:"temperature"`
+	TopP        float32 `mapstructure:"top_p"`
+	TopK        int     `mapstructure:"top_k"`
+	MinP        float32 `mapstructure:"min_p"`
 }
 
 // ServerConfig is the HTTP side.
@@ -63,27 +81,37 @@ type EngineConfig struct {
 
 // defaults mirror qwen3-server.yaml (a test checks that they agree).
 var defaults = map[string]any{
-	"server.addr":              "127.0.0.1:8080",
-	"server.api_keys":          []string{},
-	"server.max_body_bytes":    int64(8 << 20),
-	"server.shutdown_grace":    30 * time.Second,
-	"server.cors_origins":      []string{},
-	"log.level":                "info",
-	"log.format":               "console",
-	"model.path":               "",
-	"model.id":                 "",
-	"model.gpu_layers":         -1,
-	"model.allow_cpu_fallback": false,
-	"model.main_gpu":           0,
-	"model.lib_dir":            "",
-	"engine.ctx_size":          8192,
-	"engine.parallel":          4,
-	"engine.batch_size":        512,
-	"engine.ubatch_size":       512,
-	"engine.flash_attention":   "auto",
-	"engine.kv_cache_type":     "f16",
-	"engine.threads":           0,
-	"engine.queue_size":        64,
+	"server.addr":                       "127.0.0.1:8080",
+	"server.api_keys":                   []string{},
+	"server.max_body_bytes":             int64(8 << 20),
+	"server.shutdown_grace":             30 * time.Second,
+	"server.cors_origins":               []string{},
+	"log.level":                         "info",
+	"log.format":                        "console",
+	"model.path":                        "",
+	"model.id":                          "",
+	"model.gpu_layers":                  -1,
+	"model.allow_cpu_fallback":          false,
+	"model.main_gpu":                    0,
+	"model.lib_dir":                     "",
+	"engine.ctx_size":                   8192,
+	"engine.parallel":                   4,
+	"engine.batch_size":                 512,
+	"engine.ubatch_size":                512,
+	"engine.flash_attention":            "auto",
+	"engine.kv_cache_type":              "f16",
+	"engine.threads":                    0,
+	"engine.queue_size":                 64,
+	"sampling.enable_thinking":          true,
+	"sampling.thinking_budget":          -1,
+	"sampling.thinking.temperature":     0.6,
+	"sampling.thinking.top_p":           0.95,
+	"sampling.thinking.top_k":           20,
+	"sampling.thinking.min_p":           0.0,
+	"sampling.non_thinking.temperature": 0.7,
+	"sampling.non_thinking.top_p":       0.8,
+	"sampling.non_thinking.top_k":       20,
+	"sampling.non_thinking.min_p":       0.0,
 }
 
 // flagKeys maps command-line flags to config keys.
@@ -102,6 +130,8 @@ var flagKeys = map[string]string{
 	"flash-attention":    "engine.flash_attention",
 	"batch-size":         "engine.batch_size",
 	"threads":            "engine.threads",
+	"enable-thinking":    "sampling.enable_thinking",
+	"thinking-budget":    "sampling.thinking_budget",
 }
 
 // RegisterFlags adds the serve flags to fs.
@@ -121,6 +151,8 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	fs.String("flash-attention", "", "auto, on or off")
 	fs.Int("batch-size", 0, "most tokens per decode step")
 	fs.Int("threads", 0, "CPU threads (0 = all cores)")
+	fs.Bool("enable-thinking", true, "default thinking mode when a request does not say")
+	fs.Int("thinking-budget", -1, "default thinking budget in tokens (-1 = none)")
 }
 
 // Load reads the configuration. fs may be nil; only flags the user set
@@ -294,6 +326,14 @@ func (c *Config) Validate() error {
 	}
 	if e.QueueSize < 0 {
 		bad("engine.queue_size must not be negative")
+	}
+	if c.Sampling.ThinkingBudget < -1 {
+		bad("sampling.thinking_budget must be -1 (none) or a token count")
+	}
+	for name, p := range map[string]PresetConfig{"thinking": c.Sampling.Thinking, "non_thinking": c.Sampling.NonThinking} {
+		if p.Temperature < 0 || p.Temperature > 2 || p.TopP <= 0 || p.TopP > 1 || p.TopK < 0 || p.MinP < 0 || p.MinP > 1 {
+			bad("sampling.%s: temperature 0..2, top_p (0, 1], top_k >= 0, min_p 0..1 (got %+v)", name, p)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -27,7 +27,7 @@ func TestShippedFileMatchesDefaults(t *testing.T) {
 
 func dump(c *Config) string {
 	var b strings.Builder
-	for _, s := range []any{c.Server, c.Log, c.Model, c.Engine} {
+	for _, s := range []any{c.Server, c.Log, c.Model, c.Engine, c.Sampling} {
 		b.WriteString(strings.ReplaceAll(strings.TrimSpace(sprint(s)), "[]", "<nil>"))
 	}
 	return b.String()

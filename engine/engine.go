@@ -44,6 +44,14 @@ type Request struct {
 	Sampling  Sampling
 	// Grammar constrains output (GBNF; root rule "root").
 	Grammar string
+	// Thinking budget: when ReasoningBudget >= 0 and the sequence has
+	// generated that many tokens without producing ReasoningEnd[i] for the
+	// token ReasoningEndToken, the engine closes the reasoning itself by
+	// emitting the ReasoningEnd tokens (for Qwen3: "\n", "</think>", "\n\n")
+	// and sampling resumes for the answer. -1 = no budget.
+	ReasoningBudget   int
+	ReasoningEndToken int32
+	ReasoningEnd      []int32
 }
 
 // Sampling is the per-request sampler configuration, already resolved from
@@ -83,6 +91,8 @@ type Result struct {
 	PromptTokens     int
 	CachedTokens     int // prompt tokens whose KV cells were reused
 	CompletionTokens int
+	// ReasoningForced is set when the thinking budget closed the reasoning.
+	ReasoningForced bool
 	// QueueTime is the wait before a slot was free; TimeToFirstToken counts
 	// from submission; DecodeRate is tokens/s after the first token.
 	QueueTime        time.Duration

@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -61,5 +62,15 @@ func (s *Server) accessLog() gin.HandlerFunc {
 			return
 		}
 		log.Info("request", fields...)
+	}
+}
+
+// limitBody caps request bodies (413 beyond server.max_body_bytes).
+func (s *Server) limitBody() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.Request.Body != nil && s.cfg.MaxBodyBytes > 0 {
+			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
+		}
+		c.Next()
 	}
 }

@@ -24,9 +24,14 @@ import (
 // Server serves the API. The engine may arrive after the server started
 // listening (the model loads in the background): until then /health says 503.
 type Server struct {
-	cfg     configs.ServerConfig
-	log     *zap.Logger
-	started time.Time
+	cfg      configs.ServerConfig
+	sampling configs.SamplingConfig
+	log      *zap.Logger
+	started  time.Time
+
+	endOnce sync.Once // tokens that close the reasoning, for the thinking budget
+	endToks []int32
+	endErr  error
 
 	mu  sync.RWMutex
 	eng engine.Engine
@@ -36,12 +41,12 @@ type Server struct {
 }
 
 // New builds a server; Start listens.
-func New(cfg configs.ServerConfig, log *zap.Logger) *Server {
+func New(cfg configs.ServerConfig, sampling configs.SamplingConfig, log *zap.Logger) *Server {
 	if log == nil {
 		log = zap.NewNop()
 	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{cfg: cfg, log: log, started: time.Now()}
+	s := &Server{cfg: cfg, sampling: sampling, log: log, started: time.Now()}
 	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	return s
 }
@@ -94,8 +99,9 @@ func (s *Server) routes() http.Handler {
 	r := gin.New()
 	r.Use(gin.Recovery(), s.requestID(), s.accessLog())
 	r.GET("/health", s.health)
-	v1 := r.Group("/v1")
+	v1 := r.Group("/v1", s.limitBody())
 	v1.GET("/models", s.models)
+	v1.POST("/chat/completions", s.chatCompletions)
 	r.NoRoute(func(c *gin.Context) {
 		s.fail(c, apierror.NotFound("not_found", "no route "+c.Request.Method+" "+c.Request.URL.Path))
 	})

@@ -13,7 +13,8 @@ import (
 )
 
 func newTestServer() *Server {
-	return New(configs.ServerConfig{Addr: "127.0.0.1:0", MaxBodyBytes: 1 << 20}, nil)
+	cfg, _ := configs.Load(nil, nil)
+	return New(configs.ServerConfig{Addr: "127.0.0.1:0", MaxBodyBytes: 1 << 20}, cfg.Sampling, nil)
 }
 
 func get(t *testing.T, s *Server, path string) *httptest.ResponseRecorder {

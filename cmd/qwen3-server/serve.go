@@ -15,6 +15,7 @@ import (
 	"github.com/qwen3-lora/qwen3-server/configs"
 	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
 	"github.com/qwen3-lora/qwen3-server/engine/scheduler"
+	"github.com/qwen3-lora/qwen3-server/qwen3"
 	"github.com/qwen3-lora/qwen3-server/server"
 )
 
@@ -46,7 +47,7 @@ func runServe(args []string) error {
 	}
 	routeLlamaLog(log.Named("llama.cpp"))
 
-	srv := server.New(cfg.Server, log.Named("server"))
+	srv := server.New(cfg.Server, cfg.Sampling, log.Named("server"))
 	if err := srv.Start(); err != nil {
 		return err
 	}
@@ -71,6 +72,13 @@ func runServe(args []string) error {
 			return l.err
 		}
 		eng = l.eng
+		if !qwen3.OfficialTemplate(eng.Info().ChatTemplate) {
+			// A fine-tune changed the template: prompts still follow the
+			// official Qwen3 format (which LLaMA-Factory's qwen3 template
+			// produces), because the reasoning parser, the thinking switch
+			// and tool calls depend on it. See README, "Chat template".
+			log.Warn("the model's chat template is not the official Qwen3 template; prompts are rendered with the built-in Qwen3 template")
+		}
 		srv.SetEngine(eng)
 		log.Info("ready", zap.String("url", "http://"+srv.Addr()))
 	case <-ctx.Done():

@@ -95,6 +95,11 @@ type sequence struct {
 	generated int
 	maxTokens int
 
+	// thinking budget
+	reasoningTokens int
+	reasoningDone   bool
+	forced          []int32 // tokens to emit instead of sampling
+
 	submitted, admitted, first time.Time
 
 	// Output handed to the request goroutine.
@@ -637,6 +642,31 @@ func (e *Engine) sample(rows []*slot) {
 	wg.Wait()
 }
 
+// budget enforces the thinking budget: it counts reasoning tokens until the
+// model closes the reasoning itself; once the budget is spent it replaces
+// the sampled tokens with the closing sequence. Returns the token to use.
+func (e *Engine) budget(q *sequence, tok int32) int32 {
+	r := q.req
+	if len(r.ReasoningEnd) == 0 || r.ReasoningBudget < 0 || (q.reasoningDone && len(q.forced) == 0) {
+		return tok
+	}
+	if len(q.forced) == 0 && q.reasoningTokens >= r.ReasoningBudget {
+		q.forced = append([]int32(nil), r.ReasoningEnd...)
+		q.reasoningDone = true
+		q.result.ReasoningForced = true
+	}
+	if len(q.forced) > 0 {
+		tok, q.forced = q.forced[0], q.forced[1:]
+		return tok
+	}
+	if tok == r.ReasoningEndToken {
+		q.reasoningDone = true
+	} else {
+		q.reasoningTokens++
+	}
+	return tok
+}
+
 // accept handles the token just sampled for slot s.
 func (e *Engine) accept(s *slot) {
 	q := s.seq
@@ -647,6 +677,7 @@ func (e *Engine) accept(s *slot) {
 		e.finish(s, "", engine.Internal("sampler returned no token (grammar dead end?)"))
 		return
 	}
+	tok = e.budget(q, tok)
 	q.sampler.Accept(tok)
 	q.generated++
 	if q.generated == 1 {

@@ -1,0 +1,375 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+
+	"github.com/qwen3-lora/qwen3-server/engine"
+	"github.com/qwen3-lora/qwen3-server/qwen3"
+	"github.com/qwen3-lora/qwen3-server/sampling"
+	"github.com/qwen3-lora/qwen3-server/server/apierror"
+	"github.com/qwen3-lora/qwen3-server/server/openai"
+)
+
+// Header carrying the sampling parameters a request ran with, after the
+// precedence request > adapter defaults > mode preset > built-in.
+const headerSampling = "X-Sampling-Params"
+
+// chatPlan is a validated chat request, ready for the engine.
+type chatPlan struct {
+	req      engine.Request
+	thinking bool
+	sampling sampling.Params
+	stream   bool
+	usage    bool // stream_options.include_usage
+	model    string
+}
+
+func (s *Server) chatCompletions(c *gin.Context) {
+	e := s.engine()
+	if e == nil {
+		s.fail(c, apierror.Loading())
+		return
+	}
+	var body openai.ChatRequest
+	if err := decodeJSON(c, &body); err != nil {
+		s.fail(c, err)
+		return
+	}
+	plan, err := s.planChat(e, &body)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Header(headerSampling, plan.sampling.String())
+	s.log.Debug("chat request", zap.String("id", c.GetString(ctxRequestID)), zap.Bool("thinking", plan.thinking),
+		zap.String("sampling", plan.sampling.String()), zap.Int("max_tokens", plan.req.MaxTokens))
+	if plan.stream {
+		s.streamChat(c, e, plan)
+		return
+	}
+	s.completeChat(c, e, plan)
+}
+
+// decodeJSON reads the body with clear errors for the usual mistakes.
+func decodeJSON(c *gin.Context, dst any) error {
+	dec := json.NewDecoder(c.Request.Body)
+	if err := dec.Decode(dst); err != nil {
+		var mbe *http.MaxBytesError
+		var ute *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &mbe):
+			return &apierror.Error{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "body_too_large",
+				Message: fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}
+		case errors.As(err, &ute):
+			return apierror.BadRequest(ute.Field, fmt.Sprintf("%s: expected %s, got JSON %s", ute.Field, ute.Type, ute.Value))
+		}
+		return apierror.BadRequest("", "malformed JSON body: "+err.Error())
+	}
+	return nil
+}
+
+func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest) (*chatPlan, error) {
+	if len(body.Messages) == 0 {
+		return nil, apierror.BadRequest("messages", "messages must be a non-empty array")
+	}
+	if body.N != nil && *body.N != 1 {
+		return nil, apierror.BadRequest("n", "only n=1 is supported")
+	}
+	if body.Model != "" && body.Model != e.Info().ID {
+		return nil, apierror.NotFound("model_not_found", fmt.Sprintf("model %q does not exist; GET /v1/models lists %q", body.Model, e.Info().ID))
+	}
+	conv := qwen3.Conversation{Tools: body.Tools, AddGenerationPrompt: true}
+	for i, m := range body.Messages {
+		text, err := m.Text()
+		if err != nil {
+			return nil, apierror.BadRequest(fmt.Sprintf("messages[%d].content", i), err.Error())
+		}
+		switch m.Role {
+		case "system", "user", "assistant", "tool":
+		case "developer": // OpenAI's newer name for system
+			m.Role = "system"
+		default:
+			return nil, apierror.BadRequest(fmt.Sprintf("messages[%d].role", i), fmt.Sprintf("unknown role %q (system, user, assistant, tool)", m.Role))
+		}
+		msg := qwen3.Message{Role: m.Role, Content: text, ReasoningContent: m.ReasoningContent}
+		if msg.ReasoningContent == nil {
+			msg.ReasoningContent = m.Reasoning
+		}
+		for _, tc := range m.ToolCalls {
+			msg.ToolCalls = append(msg.ToolCalls, qwen3.ToolCall{Name: tc.Function.Name, Arguments: tc.Function.Arguments})
+		}
+		conv.Messages = append(conv.Messages, msg)
+	}
+	sw := qwen3.ThinkingSwitch{EnableThinking: body.EnableThinking, Think: body.Think, ReasoningEffort: body.ReasoningEffort}
+	if body.ChatTemplateKwargs != nil {
+		sw.TemplateKwarg = body.ChatTemplateKwargs.EnableThinking
+	}
+	thinking, err := sw.Resolve(s.sampling.EnableThinking)
+	if err != nil {
+		return nil, apierror.BadRequest("enable_thinking", err.Error())
+	}
+	if !thinking {
+		conv.EnableThinking = &thinking
+	}
+	prompt, err := qwen3.Render(conv)
+	if err != nil {
+		return nil, apierror.BadRequest("messages", err.Error())
+	}
+
+	reqParams := sampling.Params{
+		Temperature: body.Temperature, TopP: body.TopP, TopK: body.TopK, MinP: body.MinP,
+		PresencePenalty: body.PresencePenalty, FrequencyPenalty: body.FrequencyPenalty, RepeatPenalty: body.RepeatPenalty,
+	}
+	if body.Seed != nil {
+		seed := uint32(*body.Seed)
+		reqParams.Seed = &seed
+	}
+	if err := reqParams.Validate(); err != nil {
+		return nil, err
+	}
+	params := sampling.Resolve(reqParams, s.preset(thinking), sampling.BuiltIn)
+
+	maxTokens := 0
+	for _, v := range []*int{body.MaxCompletionTokens, body.MaxTokens} {
+		if v != nil {
+			if *v < 1 {
+				return nil, apierror.BadRequest("max_tokens", "max_tokens must be at least 1")
+			}
+			maxTokens = *v
+			break
+		}
+	}
+	for i, st := range body.Stop {
+		if st == "" {
+			return nil, apierror.BadRequest("stop", fmt.Sprintf("stop[%d] is empty", i))
+		}
+	}
+	if len(body.Stop) > 16 {
+		return nil, apierror.BadRequest("stop", "at most 16 stop strings")
+	}
+	plan := &chatPlan{
+		thinking: thinking, sampling: params, stream: body.Stream, model: e.Info().ID,
+		usage: body.StreamOptions != nil && body.StreamOptions.IncludeUsage,
+		req:   engine.Request{Prompt: prompt, MaxTokens: maxTokens, Stop: body.Stop, Sampling: params.Engine(), ReasoningBudget: -1},
+	}
+	budget := s.sampling.ThinkingBudget
+	if body.ThinkingBudget != nil {
+		if *body.ThinkingBudget < 0 {
+			return nil, apierror.BadRequest("thinking_budget", "thinking_budget must be 0 or more tokens")
+		}
+		budget = *body.ThinkingBudget
+	}
+	if thinking && budget >= 0 {
+		end, endTok, err := s.reasoningEnd(e)
+		if err != nil {
+			return nil, err
+		}
+		plan.req.ReasoningBudget, plan.req.ReasoningEnd, plan.req.ReasoningEndToken = budget, end, endTok
+	}
+	return plan, nil
+}
+
+// reasoningEnd is what the model writes to close its reasoning:
+// "\n</think>\n\n", tokenized once.
+func (s *Server) reasoningEnd(e engine.Engine) ([]int32, int32, error) {
+	s.endOnce.Do(func() {
+		toks, err := e.Tokenize("\n</think>\n\n", true)
+		if err != nil || len(toks) != 3 {
+			s.endErr = fmt.Errorf("cannot tokenize the reasoning end: %v %v", toks, err)
+			return
+		}
+		s.endToks = toks
+	})
+	if s.endErr != nil {
+		return nil, 0, s.endErr
+	}
+	return s.endToks, s.endToks[1], nil
+}
+
+func (s *Server) preset(thinking bool) sampling.Params {
+	p := s.sampling.NonThinking
+	if thinking {
+		p = s.sampling.Thinking
+	}
+	return sampling.Params{Temperature: &p.Temperature, TopP: &p.TopP, TopK: &p.TopK, MinP: &p.MinP}
+}
+
+func newID(prefix string) string {
+	var b [12]byte
+	rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// generation runs a plan through the engine and the reasoning parser,
+// calling onDelta with reasoning and answer text as they come.
+type generation struct {
+	parser          *qwen3.Parser
+	reasoningTokens int
+	reasoning       strings.Builder
+	content         strings.Builder
+}
+
+func (g *generation) feed(ch engine.Chunk) (string, string) {
+	if g.parser.InReasoning() {
+		g.reasoningTokens++
+	}
+	r, a := g.parser.Push(ch.Text)
+	g.reasoning.WriteString(r)
+	g.content.WriteString(a)
+	return r, a
+}
+
+func (g *generation) finish() (string, string) {
+	r, a := g.parser.Finish()
+	g.reasoning.WriteString(r)
+	g.content.WriteString(a)
+	return r, a
+}
+
+func usageOf(res *engine.Result, g *generation) *openai.Usage {
+	return &openai.Usage{
+		PromptTokens: res.PromptTokens, CompletionTokens: res.CompletionTokens, TotalTokens: res.PromptTokens + res.CompletionTokens,
+		PromptTokensDetails:     openai.PromptTokensDetails{CachedTokens: res.CachedTokens},
+		CompletionTokensDetails: openai.CompletionTokensDetails{ReasoningTokens: g.reasoningTokens},
+	}
+}
+
+func strPtr(s string) *string { return &s }
+
+func (s *Server) completeChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
+	g := &generation{parser: qwen3.NewParser(plan.thinking)}
+	res, err := e.Generate(c.Request.Context(), &plan.req, func(ch engine.Chunk) error {
+		g.feed(ch)
+		return nil
+	})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	g.finish()
+	msg := &openai.ResponseMessage{Role: "assistant", Content: strPtr(g.content.String())}
+	if r := g.reasoning.String(); plan.thinking && (r != "" || g.parser.ReasoningSeen) {
+		msg.ReasoningContent, msg.Reasoning = &r, &r
+	}
+	reason := res.FinishReason
+	c.Set(ctxTokensIn, res.PromptTokens)
+	c.Set(ctxTokensOut, res.CompletionTokens)
+	c.JSON(http.StatusOK, openai.ChatResponse{
+		ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: plan.model,
+		Choices: []openai.ChatChoice{{Index: 0, Message: msg, FinishReason: &reason}},
+		Usage:   usageOf(res, g),
+	})
+}
+
+// streamChat sends Server-Sent Events. Headers go out with the first event,
+// so an error before any output (queue full, bad prompt) is still a normal
+// HTTP error; after that, errors are sent in-band as an error event.
+func (s *Server) streamChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
+	id, created := newID("chatcmpl-"), time.Now().Unix()
+	g := &generation{parser: qwen3.NewParser(plan.thinking)}
+	w := &sseWriter{c: c}
+	chunk := func(delta openai.ResponseMessage, finish *string, usage *openai.Usage) openai.ChatResponse {
+		resp := openai.ChatResponse{ID: id, Object: "chat.completion.chunk", Created: created, Model: plan.model, Usage: usage,
+			Choices: []openai.ChatChoice{{Index: 0, Delta: &delta, FinishReason: finish}}}
+		if usage != nil && finish == nil && delta == (openai.ResponseMessage{}) {
+			resp.Choices = []openai.ChatChoice{}
+		}
+		return resp
+	}
+	sendDelta := func(r, a string) error {
+		if r == "" && a == "" {
+			return nil
+		}
+		d := openai.ResponseMessage{}
+		if r != "" {
+			d.ReasoningContent, d.Reasoning = strPtr(r), strPtr(r)
+		}
+		if a != "" {
+			d.Content = strPtr(a)
+		}
+		return w.event(chunk(d, nil, nil))
+	}
+	res, err := e.Generate(c.Request.Context(), &plan.req, func(ch engine.Chunk) error {
+		if !w.started {
+			if err := w.event(chunk(openai.ResponseMessage{Role: "assistant", Content: strPtr("")}, nil, nil)); err != nil {
+				return err
+			}
+		}
+		return sendDelta(g.feed(ch))
+	})
+	if err != nil {
+		if errors.Is(err, context.Canceled) || c.Request.Context().Err() != nil {
+			c.Set(ctxError, "client disconnected")
+			return // the client is gone; the engine already freed the slot
+		}
+		if !w.started {
+			s.fail(c, err)
+			return
+		}
+		ae := apierror.From(err)
+		c.Set(ctxError, ae.Message)
+		w.event(ae.Body())
+		w.done()
+		return
+	}
+	if !w.started {
+		w.event(chunk(openai.ResponseMessage{Role: "assistant", Content: strPtr("")}, nil, nil))
+	}
+	sendDelta(g.finish())
+	reason := res.FinishReason
+	w.event(chunk(openai.ResponseMessage{}, &reason, nil))
+	if plan.usage {
+		w.event(chunk(openai.ResponseMessage{}, nil, usageOf(res, g)))
+	}
+	w.done()
+	c.Set(ctxTokensIn, res.PromptTokens)
+	c.Set(ctxTokensOut, res.CompletionTokens)
+}
+
+// sseWriter writes "data: <json>\n\n" events and flushes each.
+type sseWriter struct {
+	c       *gin.Context
+	started bool
+	mu      sync.Mutex
+}
+
+func (w *sseWriter) event(v any) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.started {
+		h := w.c.Writer.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Accel-Buffering", "no")
+		w.c.Status(http.StatusOK)
+		w.started = true
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(w.c.Writer, "data: %s\n\n", b); err != nil {
+		return err
+	}
+	w.c.Writer.Flush()
+	return nil
+}
+
+func (w *sseWriter) done() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fmt.Fprint(w.c.Writer, "data: [DONE]\n\n")
+	w.c.Writer.Flush()
+}

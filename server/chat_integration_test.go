@@ -1,0 +1,180 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/qwen3-lora/qwen3-server/configs"
+	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
+	"github.com/qwen3-lora/qwen3-server/engine/scheduler"
+	"github.com/qwen3-lora/qwen3-server/internal/testutil"
+)
+
+// chainServer serves the chain test model, whose output is known: after the
+// generation prompt "<think>Let me think.</think>\n\nHello!<|im_end|>", after
+// the empty think block "Hello!<|im_end|>". So template → engine → parser →
+// API can be asserted exactly.
+func chainServer(t *testing.T) *Server {
+	t.Helper()
+	llamacpp.SetLogger(nil)
+	e, err := scheduler.New(scheduler.Options{ModelPath: testutil.Model(t, "tiny-chain.gguf"), GPULayers: 0, ContextSize: 256, Parallel: 2, Threads: 2}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	cfg, _ := configs.Load(nil, nil)
+	s := New(configs.ServerConfig{Addr: "127.0.0.1:0", MaxBodyBytes: 1 << 20}, cfg.Sampling, zaptest.NewLogger(t))
+	s.SetEngine(e)
+	return s
+}
+
+type chatResult struct {
+	Choices []struct {
+		Message struct {
+			Content          *string `json:"content"`
+			ReasoningContent *string `json:"reasoning_content"`
+			Reasoning        *string `json:"reasoning"`
+		} `json:"message"`
+		FinishReason string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage struct {
+		PromptTokens            int `json:"prompt_tokens"`
+		CompletionTokens        int `json:"completion_tokens"`
+		CompletionTokensDetails struct {
+			ReasoningTokens int `json:"reasoning_tokens"`
+		} `json:"completion_tokens_details"`
+	} `json:"usage"`
+}
+
+func post(t *testing.T, s *Server, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	s.Handler().ServeHTTP(w, r)
+	return w
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return "<nil>"
+	}
+	return *p
+}
+
+func TestChainModelEndToEnd(t *testing.T) {
+	s := chainServer(t)
+	user := `"messages":[{"role":"user","content":"Hi"}]`
+	cases := []struct {
+		name, body                     string
+		reasoning, content, finish     string
+		completionTokens, reasoningTok int
+		header                         string
+	}{
+		{"thinking on by default", `{` + user + `}`, "Let me think.", "Hello!", "stop", 10, 6, "temperature=0.6 top_p=0.95 top_k=20"},
+		{"chat_template_kwargs off", `{` + user + `,"chat_template_kwargs":{"enable_thinking":false}}`, "<nil>", "Hello!", "stop", 3, 0, "temperature=0.7 top_p=0.8 top_k=20"},
+		{"reasoning_effort none", `{` + user + `,"reasoning_effort":"none"}`, "<nil>", "Hello!", "stop", 3, 0, "temperature=0.7"},
+		{"ollama think false", `{` + user + `,"think":false}`, "<nil>", "Hello!", "stop", 3, 0, "temperature=0.7"},
+		{"request overrides preset", `{` + user + `,"temperature":0.2,"top_k":5}`, "Let me think.", "Hello!", "stop", 10, 6, "temperature=0.2 top_p=0.95 top_k=5"},
+		{"max tokens inside the reasoning", `{` + user + `,"max_tokens":3}`, "Let me", "", "length", 3, 3, ""},
+		{"thinking budget closes the reasoning", `{` + user + `,"thinking_budget":2}`, "Let", "Hello!", "stop", 8, 4, ""},
+		{"thinking budget 0", `{` + user + `,"thinking_budget":0}`, "<nil>", "Hello!", "stop", 6, 2, ""},
+		{"stop string in the answer", `{` + user + `,"stop":["lo!"]}`, "Let me think.", "Hel", "stop", 9, 6, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := post(t, s, c.body)
+			if w.Code != 200 {
+				t.Fatalf("%d %s", w.Code, w.Body)
+			}
+			var res chatResult
+			if err := json.Unmarshal(w.Body.Bytes(), &res); err != nil {
+				t.Fatal(err)
+			}
+			m := res.Choices[0].Message
+			if deref(m.ReasoningContent) != c.reasoning || deref(m.Content) != c.content || res.Choices[0].FinishReason != c.finish {
+				t.Fatalf("got reasoning %q content %q finish %s; want %q %q %s\n%s", deref(m.ReasoningContent), deref(m.Content), res.Choices[0].FinishReason, c.reasoning, c.content, c.finish, w.Body)
+			}
+			if deref(m.Reasoning) != deref(m.ReasoningContent) {
+				t.Fatalf("reasoning alias differs: %q", deref(m.Reasoning))
+			}
+			if res.Usage.CompletionTokens != c.completionTokens || res.Usage.CompletionTokensDetails.ReasoningTokens != c.reasoningTok {
+				t.Fatalf("usage %+v, want %d completion / %d reasoning", res.Usage, c.completionTokens, c.reasoningTok)
+			}
+			if !strings.Contains(w.Header().Get(headerSampling), c.header) {
+				t.Fatalf("%s: %q lacks %q", headerSampling, w.Header().Get(headerSampling), c.header)
+			}
+		})
+	}
+}
+
+func TestChainModelStreaming(t *testing.T) {
+	s := chainServer(t)
+	for _, thinking := range []bool{true, false} {
+		body := `{"messages":[{"role":"user","content":"Hi"}],"stream":true,"stream_options":{"include_usage":true},"enable_thinking":` + map[bool]string{true: "true", false: "false"}[thinking] + `}`
+		w := post(t, s, body)
+		if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/event-stream") {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+		var reasoning, content, finish string
+		var sawUsage, sawDone bool
+		sc := bufio.NewScanner(bytes.NewReader(w.Body.Bytes()))
+		for sc.Scan() {
+			line := sc.Text()
+			if line == "" {
+				continue
+			}
+			data, ok := strings.CutPrefix(line, "data: ")
+			if !ok {
+				t.Fatalf("not an SSE data line: %q", line)
+			}
+			if data == "[DONE]" {
+				sawDone = true
+				continue
+			}
+			var ev struct {
+				Choices []struct {
+					Delta struct {
+						Content          *string `json:"content"`
+						ReasoningContent *string `json:"reasoning_content"`
+					} `json:"delta"`
+					FinishReason *string `json:"finish_reason"`
+				} `json:"choices"`
+				Usage *struct {
+					CompletionTokens int `json:"completion_tokens"`
+				} `json:"usage"`
+			}
+			if err := json.Unmarshal([]byte(data), &ev); err != nil {
+				t.Fatal(err)
+			}
+			if ev.Usage != nil {
+				sawUsage = true
+			}
+			for _, ch := range ev.Choices {
+				if ch.Delta.ReasoningContent != nil {
+					reasoning += *ch.Delta.ReasoningContent
+				}
+				if ch.Delta.Content != nil {
+					content += *ch.Delta.Content
+				}
+				if ch.FinishReason != nil {
+					finish = *ch.FinishReason
+				}
+			}
+		}
+		want := "Let me think."
+		if !thinking {
+			want = ""
+		}
+		if reasoning != want || content != "Hello!" || finish != "stop" || !sawUsage || !sawDone {
+			t.Fatalf("thinking=%v: reasoning %q content %q finish %q usage %v done %v\n%s", thinking, reasoning, content, finish, sawUsage, sawDone, w.Body)
+		}
+	}
+}
