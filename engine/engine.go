@@ -44,6 +44,9 @@ type Request struct {
 	Sampling  Sampling
 	// Grammar constrains output (GBNF; root rule "root").
 	Grammar string
+	// JSONSchema, when set, constrains output to JSON matching it (converted
+	// to a grammar by llama.cpp); `{"type":"object"}` asks for any object.
+	JSONSchema []byte
 	// Thinking budget: when ReasoningBudget >= 0 and the sequence has
 	// generated that many tokens without producing ReasoningEnd[i] for the
 	// token ReasoningEndToken, the engine closes the reasoning itself by

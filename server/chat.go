@@ -28,6 +28,7 @@ const headerSampling = "X-Sampling-Params"
 
 // chatPlan is a validated chat request, ready for the engine.
 type chatPlan struct {
+	tools    bool // parse <tool_call> blocks into tool_calls
 	req      engine.Request
 	thinking bool
 	sampling sampling.Params
@@ -90,42 +91,41 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest) (*chatPlan,
 	if body.Model != "" && body.Model != e.Info().ID {
 		return nil, apierror.NotFound("model_not_found", fmt.Sprintf("model %q does not exist; GET /v1/models lists %q", body.Model, e.Info().ID))
 	}
-	conv := qwen3.Conversation{Tools: body.Tools, AddGenerationPrompt: true}
-	for i, m := range body.Messages {
-		text, err := m.Text()
-		if err != nil {
-			return nil, apierror.BadRequest(fmt.Sprintf("messages[%d].content", i), err.Error())
-		}
-		switch m.Role {
-		case "system", "user", "assistant", "tool":
-		case "developer": // OpenAI's newer name for system
-			m.Role = "system"
+	var schema []byte
+	if rf := body.ResponseFormat; rf != nil && rf.Type != "" && rf.Type != "text" {
+		switch rf.Type {
+		case "json_object":
+			schema = []byte(`{"type":"object"}`)
+		case "json_schema":
+			if rf.JSONSchema == nil || len(rf.JSONSchema.Schema) == 0 {
+				return nil, apierror.BadRequest("response_format", "response_format json_schema needs json_schema.schema")
+			}
+			schema = rf.JSONSchema.Schema
 		default:
-			return nil, apierror.BadRequest(fmt.Sprintf("messages[%d].role", i), fmt.Sprintf("unknown role %q (system, user, assistant, tool)", m.Role))
+			return nil, apierror.BadRequest("response_format", fmt.Sprintf("response_format type %q: want text, json_object or json_schema", rf.Type))
 		}
-		msg := qwen3.Message{Role: m.Role, Content: text, ReasoningContent: m.ReasoningContent}
-		if msg.ReasoningContent == nil {
-			msg.ReasoningContent = m.Reasoning
+		// The grammar constrains the whole output, so there is no room for
+		// <think>: structured output runs in non-thinking mode.
+		sw := qwen3.ThinkingSwitch{EnableThinking: body.EnableThinking, Think: body.Think, ReasoningEffort: body.ReasoningEffort}
+		if body.ChatTemplateKwargs != nil {
+			sw.TemplateKwarg = body.ChatTemplateKwargs.EnableThinking
 		}
-		for _, tc := range m.ToolCalls {
-			msg.ToolCalls = append(msg.ToolCalls, qwen3.ToolCall{Name: tc.Function.Name, Arguments: tc.Function.Arguments})
+		if on, _ := sw.Resolve(false); on {
+			return nil, apierror.BadRequest("response_format", "response_format cannot be combined with thinking: the grammar leaves no room for <think>; drop the thinking switch")
 		}
-		conv.Messages = append(conv.Messages, msg)
+		off := false
+		body.EnableThinking, body.ChatTemplateKwargs, body.Think, body.ReasoningEffort = &off, nil, nil, nil
 	}
-	sw := qwen3.ThinkingSwitch{EnableThinking: body.EnableThinking, Think: body.Think, ReasoningEffort: body.ReasoningEffort}
-	if body.ChatTemplateKwargs != nil {
-		sw.TemplateKwarg = body.ChatTemplateKwargs.EnableThinking
+	switch choice := strings.Trim(strings.TrimSpace(string(body.ToolChoice)), `"`); choice {
+	case "", "auto", "null":
+	case "none":
+		body.Tools = nil // the model is not told about the tools
+	default:
+		return nil, apierror.BadRequest("tool_choice", fmt.Sprintf("tool_choice %s is not supported: use \"auto\" or \"none\"", body.ToolChoice))
 	}
-	thinking, err := sw.Resolve(s.sampling.EnableThinking)
+	prompt, thinking, err := s.renderChat(body)
 	if err != nil {
-		return nil, apierror.BadRequest("enable_thinking", err.Error())
-	}
-	if !thinking {
-		conv.EnableThinking = &thinking
-	}
-	prompt, err := qwen3.Render(conv)
-	if err != nil {
-		return nil, apierror.BadRequest("messages", err.Error())
+		return nil, err
 	}
 
 	reqParams := sampling.Params{
@@ -151,18 +151,14 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest) (*chatPlan,
 			break
 		}
 	}
-	for i, st := range body.Stop {
-		if st == "" {
-			return nil, apierror.BadRequest("stop", fmt.Sprintf("stop[%d] is empty", i))
-		}
-	}
-	if len(body.Stop) > 16 {
-		return nil, apierror.BadRequest("stop", "at most 16 stop strings")
+	if err := checkStops(body.Stop); err != nil {
+		return nil, err
 	}
 	plan := &chatPlan{
+		tools:    len(body.Tools) > 0,
 		thinking: thinking, sampling: params, stream: body.Stream, model: e.Info().ID,
 		usage: body.StreamOptions != nil && body.StreamOptions.IncludeUsage,
-		req:   engine.Request{Prompt: prompt, MaxTokens: maxTokens, Stop: body.Stop, Sampling: params.Engine(), ReasoningBudget: -1},
+		req:   engine.Request{Prompt: prompt, MaxTokens: maxTokens, Stop: body.Stop, Sampling: params.Engine(), ReasoningBudget: -1, JSONSchema: schema},
 	}
 	budget := s.sampling.ThinkingBudget
 	if body.ThinkingBudget != nil {
@@ -179,6 +175,52 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest) (*chatPlan,
 		plan.req.ReasoningBudget, plan.req.ReasoningEnd, plan.req.ReasoningEndToken = budget, end, endTok
 	}
 	return plan, nil
+}
+
+// renderChat validates the messages, resolves the thinking switch and
+// renders the Qwen3 prompt.
+func (s *Server) renderChat(body *openai.ChatRequest) (string, bool, error) {
+	if len(body.Messages) == 0 {
+		return "", false, apierror.BadRequest("messages", "messages must be a non-empty array")
+	}
+	conv := qwen3.Conversation{Tools: body.Tools, AddGenerationPrompt: true}
+	for i, m := range body.Messages {
+		text, err := m.Text()
+		if err != nil {
+			return "", false, apierror.BadRequest(fmt.Sprintf("messages[%d].content", i), err.Error())
+		}
+		switch m.Role {
+		case "system", "user", "assistant", "tool":
+		case "developer": // OpenAI's newer name for system
+			m.Role = "system"
+		default:
+			return "", false, apierror.BadRequest(fmt.Sprintf("messages[%d].role", i), fmt.Sprintf("unknown role %q (system, user, assistant, tool)", m.Role))
+		}
+		msg := qwen3.Message{Role: m.Role, Content: text, ReasoningContent: m.ReasoningContent}
+		if msg.ReasoningContent == nil {
+			msg.ReasoningContent = m.Reasoning
+		}
+		for _, tc := range m.ToolCalls {
+			msg.ToolCalls = append(msg.ToolCalls, qwen3.ToolCall{Name: tc.Function.Name, Arguments: tc.Function.Arguments})
+		}
+		conv.Messages = append(conv.Messages, msg)
+	}
+	sw := qwen3.ThinkingSwitch{EnableThinking: body.EnableThinking, Think: body.Think, ReasoningEffort: body.ReasoningEffort}
+	if body.ChatTemplateKwargs != nil {
+		sw.TemplateKwarg = body.ChatTemplateKwargs.EnableThinking
+	}
+	thinking, err := sw.Resolve(s.sampling.EnableThinking)
+	if err != nil {
+		return "", false, apierror.BadRequest("enable_thinking", err.Error())
+	}
+	if !thinking {
+		conv.EnableThinking = &thinking
+	}
+	prompt, err := qwen3.Render(conv)
+	if err != nil {
+		return "", false, apierror.BadRequest("messages", err.Error())
+	}
+	return prompt, thinking, nil
 }
 
 // reasoningEnd is what the model writes to close its reasoning:
@@ -216,26 +258,60 @@ func newID(prefix string) string {
 // calling onDelta with reasoning and answer text as they come.
 type generation struct {
 	parser          *qwen3.Parser
+	tools           *qwen3.ToolCallParser // nil without tools
+	calls           []qwen3.Call
 	reasoningTokens int
 	reasoning       strings.Builder
 	content         strings.Builder
 }
 
-func (g *generation) feed(ch engine.Chunk) (string, string) {
+func newGeneration(plan *chatPlan) *generation {
+	g := &generation{parser: qwen3.NewParser(plan.thinking)}
+	if plan.tools {
+		g.tools = &qwen3.ToolCallParser{}
+	}
+	return g
+}
+
+// feed returns the reasoning and answer text to emit, and tool calls
+// completed by this chunk.
+func (g *generation) feed(ch engine.Chunk) (string, string, []qwen3.Call) {
 	if g.parser.InReasoning() {
 		g.reasoningTokens++
 	}
 	r, a := g.parser.Push(ch.Text)
-	g.reasoning.WriteString(r)
-	g.content.WriteString(a)
-	return r, a
+	return g.record(r, a, false)
 }
 
-func (g *generation) finish() (string, string) {
+func (g *generation) finish() (string, string, []qwen3.Call) {
 	r, a := g.parser.Finish()
+	return g.record(r, a, true)
+}
+
+func (g *generation) record(r, a string, final bool) (string, string, []qwen3.Call) {
+	var calls []qwen3.Call
+	if g.tools != nil {
+		a, calls = g.tools.Push(a)
+		if final {
+			a += g.tools.Finish()
+		}
+		g.calls = append(g.calls, calls...)
+	}
 	g.reasoning.WriteString(r)
 	g.content.WriteString(a)
-	return r, a
+	return r, a, calls
+}
+
+// wireCalls converts parsed calls to OpenAI tool calls; first is the index
+// of the first one in the response.
+func wireCalls(calls []qwen3.Call, first int) []openai.ToolCall {
+	out := make([]openai.ToolCall, len(calls))
+	for i, c := range calls {
+		idx := first + i
+		args, _ := json.Marshal(c.Arguments)
+		out[i] = openai.ToolCall{Index: &idx, ID: newID("call_"), Type: "function", Function: openai.FunctionCall{Name: c.Name, Arguments: args}}
+	}
+	return out
 }
 
 func usageOf(res *engine.Result, g *generation) *openai.Usage {
@@ -249,21 +325,36 @@ func usageOf(res *engine.Result, g *generation) *openai.Usage {
 func strPtr(s string) *string { return &s }
 
 func (s *Server) completeChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
-	g := &generation{parser: qwen3.NewParser(plan.thinking)}
+	g := newGeneration(plan)
+	timer := s.metrics.timer()
 	res, err := e.Generate(c.Request.Context(), &plan.req, func(ch engine.Chunk) error {
+		timer.token()
 		g.feed(ch)
 		return nil
 	})
 	if err != nil {
-		s.fail(c, err)
+		s.fail(c, remapParam(err, "messages"))
 		return
 	}
+	s.metrics.tokens(res.PromptTokens, res.CompletionTokens)
 	g.finish()
 	msg := &openai.ResponseMessage{Role: "assistant", Content: strPtr(g.content.String())}
 	if r := g.reasoning.String(); plan.thinking && (r != "" || g.parser.ReasoningSeen) {
 		msg.ReasoningContent, msg.Reasoning = &r, &r
 	}
 	reason := res.FinishReason
+	if len(g.calls) > 0 {
+		msg.ToolCalls = wireCalls(g.calls, 0)
+		for i := range msg.ToolCalls {
+			msg.ToolCalls[i].Index = nil
+		}
+		if strings.TrimSpace(*msg.Content) == "" {
+			msg.Content = nil
+		}
+		if reason == engine.FinishStop {
+			reason = "tool_calls"
+		}
+	}
 	c.Set(ctxTokensIn, res.PromptTokens)
 	c.Set(ctxTokensOut, res.CompletionTokens)
 	c.JSON(http.StatusOK, openai.ChatResponse{
@@ -278,18 +369,19 @@ func (s *Server) completeChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
 // HTTP error; after that, errors are sent in-band as an error event.
 func (s *Server) streamChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
 	id, created := newID("chatcmpl-"), time.Now().Unix()
-	g := &generation{parser: qwen3.NewParser(plan.thinking)}
+	g := newGeneration(plan)
 	w := &sseWriter{c: c}
 	chunk := func(delta openai.ResponseMessage, finish *string, usage *openai.Usage) openai.ChatResponse {
 		resp := openai.ChatResponse{ID: id, Object: "chat.completion.chunk", Created: created, Model: plan.model, Usage: usage,
 			Choices: []openai.ChatChoice{{Index: 0, Delta: &delta, FinishReason: finish}}}
-		if usage != nil && finish == nil && delta == (openai.ResponseMessage{}) {
+		if usage != nil && finish == nil { // the usage chunk has no choices
 			resp.Choices = []openai.ChatChoice{}
 		}
 		return resp
 	}
-	sendDelta := func(r, a string) error {
-		if r == "" && a == "" {
+	sentCalls := 0
+	sendDelta := func(r, a string, calls []qwen3.Call) error {
+		if r == "" && a == "" && len(calls) == 0 {
 			return nil
 		}
 		d := openai.ResponseMessage{}
@@ -299,9 +391,15 @@ func (s *Server) streamChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
 		if a != "" {
 			d.Content = strPtr(a)
 		}
+		if len(calls) > 0 {
+			d.ToolCalls = wireCalls(calls, sentCalls)
+			sentCalls += len(calls)
+		}
 		return w.event(chunk(d, nil, nil))
 	}
+	timer := s.metrics.timer()
 	res, err := e.Generate(c.Request.Context(), &plan.req, func(ch engine.Chunk) error {
+		timer.token()
 		if !w.started {
 			if err := w.event(chunk(openai.ResponseMessage{Role: "assistant", Content: strPtr("")}, nil, nil)); err != nil {
 				return err
@@ -315,7 +413,7 @@ func (s *Server) streamChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
 			return // the client is gone; the engine already freed the slot
 		}
 		if !w.started {
-			s.fail(c, err)
+			s.fail(c, remapParam(err, "messages"))
 			return
 		}
 		ae := apierror.From(err)
@@ -329,11 +427,15 @@ func (s *Server) streamChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
 	}
 	sendDelta(g.finish())
 	reason := res.FinishReason
+	if sentCalls > 0 && reason == engine.FinishStop {
+		reason = "tool_calls"
+	}
 	w.event(chunk(openai.ResponseMessage{}, &reason, nil))
 	if plan.usage {
 		w.event(chunk(openai.ResponseMessage{}, nil, usageOf(res, g)))
 	}
 	w.done()
+	s.metrics.tokens(res.PromptTokens, res.CompletionTokens)
 	c.Set(ctxTokensIn, res.PromptTokens)
 	c.Set(ctxTokensOut, res.CompletionTokens)
 }

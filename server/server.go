@@ -29,6 +29,8 @@ type Server struct {
 	log      *zap.Logger
 	started  time.Time
 
+	metrics *metrics
+
 	endOnce sync.Once // tokens that close the reasoning, for the thinking budget
 	endToks []int32
 	endErr  error
@@ -46,7 +48,7 @@ func New(cfg configs.ServerConfig, sampling configs.SamplingConfig, log *zap.Log
 		log = zap.NewNop()
 	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{cfg: cfg, sampling: sampling, log: log, started: time.Now()}
+	s := &Server{cfg: cfg, sampling: sampling, log: log, started: time.Now(), metrics: newMetrics()}
 	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	return s
 }
@@ -97,12 +99,22 @@ func (s *Server) Stop(ctx context.Context) error { return s.http.Shutdown(ctx) }
 
 func (s *Server) routes() http.Handler {
 	r := gin.New()
-	r.Use(gin.Recovery(), s.requestID(), s.accessLog())
+	r.Use(gin.Recovery(), s.requestID(), s.accessLog(), s.cors())
 	r.GET("/health", s.health)
-	v1 := r.Group("/v1", s.limitBody())
+	r.GET("/metrics", s.metricsHandler)
+	api := r.Group("", s.auth(), s.limitBody())
+	api.POST("/tokenize", s.tokenize)
+	api.POST("/detokenize", s.detokenize)
+	api.POST("/apply-template", s.applyTemplate)
+	v1 := api.Group("/v1")
 	v1.GET("/models", s.models)
 	v1.POST("/chat/completions", s.chatCompletions)
+	v1.POST("/completions", s.completions)
 	r.NoRoute(func(c *gin.Context) {
+		if c.Request.Method == http.MethodOptions {
+			c.Status(http.StatusNoContent)
+			return
+		}
 		s.fail(c, apierror.NotFound("not_found", "no route "+c.Request.Method+" "+c.Request.URL.Path))
 	})
 	return r

@@ -12,6 +12,8 @@ import "C"
 import (
 	"errors"
 	"unsafe"
+
+	ollamallama "github.com/ollama/ollama/llama"
 )
 
 // SamplerParams is one sequence's sampling configuration. Zero values mean
@@ -28,6 +30,12 @@ type SamplerParams struct {
 	Seed             uint32
 	HasSeed          bool
 	Grammar          string // GBNF, root rule "root"
+}
+
+// SchemaToGrammar converts a JSON schema to a GBNF grammar with llama.cpp's
+// converter; "" when the schema is invalid or unsupported.
+func SchemaToGrammar(schema []byte) string {
+	return string(ollamallama.SchemaToGrammar(schema))
 }
 
 // fastTopKLimit bounds the one-pass top-k selection (insertion into a small

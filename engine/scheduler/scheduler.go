@@ -351,16 +351,22 @@ func (e *Engine) newSequence(req *engine.Request) (*sequence, error) {
 		}
 	}
 	if n := e.info.ContextSize; len(prompt) >= n {
-		return nil, engine.Invalid("messages", "the prompt has %d tokens but the context holds %d per sequence (leave room for at least one generated token)", len(prompt), n)
+		return nil, engine.Invalid("prompt", "the prompt has %d tokens but the context holds %d per sequence (leave room for at least one generated token)", len(prompt), n)
 	}
 	if req.MaxTokens < 0 {
 		return nil, engine.Invalid("max_tokens", "max_tokens must not be negative")
+	}
+	grammar := req.Grammar
+	if len(req.JSONSchema) > 0 {
+		if grammar = llamacpp.SchemaToGrammar(req.JSONSchema); grammar == "" {
+			return nil, engine.Invalid("response_format", "the JSON schema is invalid or uses features llama.cpp cannot turn into a grammar")
+		}
 	}
 	sp := req.Sampling
 	params := llamacpp.SamplerParams{
 		Temperature: sp.Temperature, TopK: sp.TopK, TopP: sp.TopP, MinP: sp.MinP,
 		RepeatPenalty: sp.RepeatPenalty, PresencePenalty: sp.PresencePenalty, FrequencyPenalty: sp.FrequencyPenalty,
-		RepeatLastN: sp.RepeatLastN, Grammar: req.Grammar,
+		RepeatLastN: sp.RepeatLastN, Grammar: grammar,
 	}
 	if sp.Seed != nil {
 		params.Seed, params.HasSeed = *sp.Seed, true

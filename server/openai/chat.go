@@ -31,6 +31,18 @@ type ChatRequest struct {
 	ReasoningEffort     *string           `json:"reasoning_effort"`
 	Think               json.RawMessage   `json:"think"`
 	ThinkingBudget      *int              `json:"thinking_budget"`
+	ToolChoice          json.RawMessage   `json:"tool_choice"`
+	ResponseFormat      *ResponseFormat   `json:"response_format"`
+}
+
+// ResponseFormat is response_format: {"type": "text" | "json_object" |
+// "json_schema", "json_schema": {"name", "schema", "strict"}}.
+type ResponseFormat struct {
+	Type       string `json:"type"`
+	JSONSchema *struct {
+		Name   string          `json:"name"`
+		Schema json.RawMessage `json:"schema"`
+	} `json:"json_schema"`
 }
 
 // TemplateKwargs is chat_template_kwargs.
@@ -144,10 +156,11 @@ type ChatChoice struct {
 // reasoning is in reasoning_content (vLLM, DeepSeek), duplicated as
 // reasoning for clients that read that name.
 type ResponseMessage struct {
-	Role             string  `json:"role,omitempty"`
-	Content          *string `json:"content,omitempty"`
-	ReasoningContent *string `json:"reasoning_content,omitempty"`
-	Reasoning        *string `json:"reasoning,omitempty"`
+	Role             string     `json:"role,omitempty"`
+	Content          *string    `json:"content,omitempty"`
+	ReasoningContent *string    `json:"reasoning_content,omitempty"`
+	Reasoning        *string    `json:"reasoning,omitempty"`
+	ToolCalls        []ToolCall `json:"tool_calls,omitempty"`
 }
 
 // Usage counts tokens.

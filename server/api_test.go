@@ -1,0 +1,203 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/qwen3-lora/qwen3-server/configs"
+	"github.com/qwen3-lora/qwen3-server/engine/fake"
+)
+
+func do(s *Server, method, path, body string, headers ...string) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		r.Header.Set(headers[i], headers[i+1])
+	}
+	s.Handler().ServeHTTP(w, r)
+	return w
+}
+
+func TestToolCallsReturned(t *testing.T) {
+	f := fake.New("<think>", "plan", "</think>", "\n\n", "<tool_call>\n{\"name\": \"get_weather\", ", "\"arguments\": {\"city\": \"杭州\"}}\n</tool_call>")
+	s := fakeServer(f)
+	tools := `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]`
+	w := post(t, s, `{"messages":[{"role":"user","content":"weather?"}],`+tools+`}`)
+	var res struct {
+		Choices []struct {
+			Message struct {
+				Content   *string `json:"content"`
+				ToolCalls []struct {
+					ID       string `json:"id"`
+					Type     string `json:"type"`
+					Function struct {
+						Name      string `json:"name"`
+						Arguments string `json:"arguments"`
+					} `json:"function"`
+				} `json:"tool_calls"`
+			} `json:"message"`
+			FinishReason string `json:"finish_reason"`
+		} `json:"choices"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &res); err != nil || w.Code != 200 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	ch := res.Choices[0]
+	if ch.FinishReason != "tool_calls" || ch.Message.Content != nil || len(ch.Message.ToolCalls) != 1 {
+		t.Fatalf("%s", w.Body)
+	}
+	tc := ch.Message.ToolCalls[0]
+	if tc.Type != "function" || tc.Function.Name != "get_weather" || tc.Function.Arguments != `{"city":"杭州"}` || !strings.HasPrefix(tc.ID, "call_") {
+		t.Fatalf("%+v", tc)
+	}
+	if !strings.Contains(f.Requests[0].Prompt, "# Tools") {
+		t.Fatal("tools not in the prompt")
+	}
+	// streamed: a tool_calls delta and finish_reason tool_calls
+	w = post(t, s, `{"messages":[{"role":"user","content":"weather?"}],"stream":true,`+tools+`}`)
+	out := w.Body.String()
+	if !strings.Contains(out, `"tool_calls":[{"index":0,"id":"call_`) || !strings.Contains(out, `"finish_reason":"tool_calls"`) || strings.Contains(out, "<tool_call>") {
+		t.Fatalf("%s", out)
+	}
+	// tool_choice none: tools are not shown to the model, output is text
+	post(t, s, `{"messages":[{"role":"user","content":"weather?"}],"tool_choice":"none",`+tools+`}`)
+	if strings.Contains(f.Requests[2].Prompt, "# Tools") {
+		t.Fatal("tool_choice none still rendered the tools")
+	}
+	if w := post(t, s, `{"messages":[{"role":"user","content":"x"}],"tool_choice":"required",`+tools+`}`); w.Code != 400 {
+		t.Fatalf("tool_choice required: %d", w.Code)
+	}
+}
+
+func TestResponseFormat(t *testing.T) {
+	f := fake.New(`{"a": 1}`)
+	s := fakeServer(f)
+	w := post(t, s, `{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}`)
+	if w.Code != 200 || string(f.Requests[0].JSONSchema) != `{"type":"object"}` || !strings.HasSuffix(f.Requests[0].Prompt, "<think>\n\n</think>\n\n") {
+		t.Fatalf("%d %s %+v", w.Code, w.Body, f.Requests[0])
+	}
+	w = post(t, s, `{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"type":"object","properties":{"a":{"type":"integer"}}}}}}`)
+	if w.Code != 200 || !strings.Contains(string(f.Requests[1].JSONSchema), `"a"`) {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	for _, body := range []string{
+		`{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"},"enable_thinking":true}`,
+		`{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema"}}`,
+		`{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"yaml"}}`,
+	} {
+		if w := post(t, s, body); w.Code != 400 || !strings.Contains(w.Body.String(), "response_format") {
+			t.Errorf("%s: %d %s", body, w.Code, w.Body)
+		}
+	}
+}
+
+func TestCompletionsBatchInOrder(t *testing.T) {
+	f := fake.New(" one", " two")
+	s := fakeServer(f)
+	w := do(s, "POST", "/v1/completions", `{"prompt":["a","b","c"],"max_tokens":5}`)
+	var res struct {
+		Object  string `json:"object"`
+		Choices []struct {
+			Index        int    `json:"index"`
+			Text         string `json:"text"`
+			FinishReason string `json:"finish_reason"`
+		} `json:"choices"`
+		Usage struct {
+			CompletionTokens int `json:"completion_tokens"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &res); err != nil || w.Code != 200 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	if res.Object != "text_completion" || len(res.Choices) != 3 || res.Usage.CompletionTokens != 6 {
+		t.Fatalf("%s", w.Body)
+	}
+	for i, c := range res.Choices {
+		if c.Index != i || c.Text != " one two" || c.FinishReason != "stop" {
+			t.Fatalf("choice %d: %+v", i, c)
+		}
+	}
+	prompts := map[string]bool{}
+	for _, r := range f.Requests {
+		prompts[r.Prompt] = true
+		if r.MaxTokens != 5 {
+			t.Fatalf("max_tokens %d", r.MaxTokens)
+		}
+	}
+	if len(prompts) != 3 {
+		t.Fatalf("prompts %v", prompts)
+	}
+	// default max_tokens is 16, as in OpenAI's API
+	do(s, "POST", "/v1/completions", `{"prompt":"x"}`)
+	if got := f.Requests[len(f.Requests)-1].MaxTokens; got != 16 {
+		t.Fatalf("default max_tokens %d", got)
+	}
+	w = do(s, "POST", "/v1/completions", `{"prompt":["a","b"],"stream":true}`)
+	out := w.Body.String()
+	if !strings.Contains(out, `"index":1,"text":" one"`) || strings.Count(out, `"finish_reason":"stop"`) != 2 || !strings.HasSuffix(out, "data: [DONE]\n\n") {
+		t.Fatalf("%s", out)
+	}
+	for _, bad := range []string{`{}`, `{"prompt":[]}`, `{"prompt":5}`, `{"prompt":"x","max_tokens":0}`, `{"prompt":"x","logprobs":1}`} {
+		if w := do(s, "POST", "/v1/completions", bad); w.Code != 400 {
+			t.Errorf("%s: %d", bad, w.Code)
+		}
+	}
+}
+
+func TestTokenizeEndpoints(t *testing.T) {
+	s := fakeServer(fake.New())
+	if w := do(s, "POST", "/tokenize", `{"content":"a b c"}`); w.Code != 200 || w.Body.String() != `{"tokens":[0,1,2]}` {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	if w := do(s, "POST", "/detokenize", `{"tokens":[1,2]}`); w.Code != 200 || w.Body.String() != `{"content":"w w"}` {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	w := do(s, "POST", "/apply-template", `{"messages":[{"role":"user","content":"hi"}],"enable_thinking":false}`)
+	if w.Code != 200 || w.Body.String() != `{"prompt":"\u003c|im_start|\u003euser\nhi\u003c|im_end|\u003e\n\u003c|im_start|\u003eassistant\n\u003cthink\u003e\n\n\u003c/think\u003e\n\n"}` {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+}
+
+func TestAuthCORSAndMetrics(t *testing.T) {
+	cfg, _ := configs.Load(nil, nil)
+	s := New(configs.ServerConfig{Addr: "127.0.0.1:0", MaxBodyBytes: 1 << 20, APIKeys: []string{"k1", "k2"}, CORSOrigins: []string{"http://app.example"}}, cfg.Sampling, nil)
+	s.SetEngine(fake.New("x"))
+	body := `{"messages":[{"role":"user","content":"hi"}]}`
+	if w := do(s, "POST", "/v1/chat/completions", body); w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), "authentication_error") {
+		t.Fatalf("no key: %d %s", w.Code, w.Body)
+	}
+	if w := do(s, "POST", "/v1/chat/completions", body, "Authorization", "Bearer nope"); w.Code != http.StatusUnauthorized {
+		t.Fatalf("bad key: %d", w.Code)
+	}
+	if w := do(s, "POST", "/v1/chat/completions", body, "Authorization", "Bearer k2"); w.Code != 200 {
+		t.Fatalf("good key: %d %s", w.Code, w.Body)
+	}
+	if w := do(s, "GET", "/health", ""); w.Code != 200 {
+		t.Fatalf("health must not need a key: %d", w.Code)
+	}
+	w := do(s, "OPTIONS", "/v1/chat/completions", "", "Origin", "http://app.example", "Access-Control-Request-Method", "POST")
+	if w.Code != http.StatusNoContent || w.Header().Get("Access-Control-Allow-Origin") != "http://app.example" || !strings.Contains(w.Header().Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Fatalf("preflight: %d %v", w.Code, w.Header())
+	}
+	if w := do(s, "GET", "/health", "", "Origin", "http://evil.example"); w.Header().Get("Access-Control-Allow-Origin") != "" {
+		t.Fatal("CORS allowed an unlisted origin")
+	}
+	m := do(s, "GET", "/metrics", "").Body.String()
+	for _, want := range []string{
+		`qwen3_requests_total{route="/v1/chat/completions",status="401"} 2`,
+		`qwen3_requests_total{route="/v1/chat/completions",status="200"} 1`,
+		"qwen3_completion_tokens_total 1",
+		"qwen3_time_to_first_token_seconds_count 1",
+		"# TYPE qwen3_inter_token_latency_seconds histogram",
+		"qwen3_queue_depth 0",
+		"qwen3_slots 4",
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q:\n%s", want, m)
+		}
+	}
+}

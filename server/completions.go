@@ -1,0 +1,311 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/qwen3-lora/qwen3-server/engine"
+	"github.com/qwen3-lora/qwen3-server/sampling"
+	"github.com/qwen3-lora/qwen3-server/server/apierror"
+	"github.com/qwen3-lora/qwen3-server/server/openai"
+)
+
+// defaultCompletionTokens follows OpenAI's (and vLLM's) /v1/completions
+// default max_tokens.
+const defaultCompletionTokens = 16
+
+// completions serves raw-prompt completions. An array of prompts is a
+// batch: the prompts run concurrently (at most as many at a time as the
+// engine has slots, so a large batch waits its turn instead of overflowing
+// the queue) and come back as one choice per prompt, index in prompt order.
+func (s *Server) completions(c *gin.Context) {
+	e := s.engine()
+	if e == nil {
+		s.fail(c, apierror.Loading())
+		return
+	}
+	var body openai.CompletionRequest
+	if err := decodeJSON(c, &body); err != nil {
+		s.fail(c, err)
+		return
+	}
+	reqs, params, err := s.planCompletions(e, &body)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Header(headerSampling, params.String())
+	id, created, model := newID("cmpl-"), time.Now().Unix(), e.Info().ID
+	var w *sseWriter
+	var wmu sync.Mutex
+	if body.Stream {
+		w = &sseWriter{c: c}
+	}
+	send := func(index int, text string, finish *string) error {
+		if w == nil {
+			return nil
+		}
+		wmu.Lock()
+		defer wmu.Unlock()
+		return w.event(openai.CompletionResponse{ID: id, Object: "text_completion", Created: created, Model: model,
+			Choices: []openai.CompletionChoice{{Index: index, Text: text, FinishReason: finish}}})
+	}
+
+	ctx, cancel := context.WithCancel(c.Request.Context())
+	defer cancel()
+	results := make([]*engine.Result, len(reqs))
+	errs := make([]error, len(reqs))
+	sem := make(chan struct{}, max(1, e.Stats().Slots))
+	var wg sync.WaitGroup
+	for i := range reqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-ctx.Done():
+				errs[i] = ctx.Err()
+				return
+			}
+			timer := s.metrics.timer()
+			results[i], errs[i] = e.Generate(ctx, &reqs[i], func(ch engine.Chunk) error {
+				timer.token()
+				if ch.Text == "" {
+					return nil
+				}
+				return send(i, ch.Text, nil)
+			})
+			if errs[i] != nil {
+				cancel() // one failure ends the batch
+				return
+			}
+			reason := results[i].FinishReason
+			if err := send(i, "", &reason); err != nil {
+				errs[i] = err
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := firstError(errs); err != nil {
+		if c.Request.Context().Err() != nil {
+			c.Set(ctxError, "client disconnected")
+			return
+		}
+		if w == nil || !w.started {
+			s.fail(c, remapParam(err, "prompt"))
+			return
+		}
+		ae := apierror.From(err)
+		c.Set(ctxError, ae.Message)
+		w.event(ae.Body())
+		w.done()
+		return
+	}
+	usage := &openai.Usage{}
+	for _, r := range results {
+		usage.PromptTokens += r.PromptTokens
+		usage.CompletionTokens += r.CompletionTokens
+		usage.PromptTokensDetails.CachedTokens += r.CachedTokens
+	}
+	usage.TotalTokens = usage.PromptTokens + usage.CompletionTokens
+	s.metrics.tokens(usage.PromptTokens, usage.CompletionTokens)
+	c.Set(ctxTokensIn, usage.PromptTokens)
+	c.Set(ctxTokensOut, usage.CompletionTokens)
+	if w != nil {
+		if body.StreamOptions != nil && body.StreamOptions.IncludeUsage {
+			w.event(openai.CompletionResponse{ID: id, Object: "text_completion", Created: created, Model: model, Choices: []openai.CompletionChoice{}, Usage: usage})
+		}
+		w.done()
+		return
+	}
+	resp := openai.CompletionResponse{ID: id, Object: "text_completion", Created: created, Model: model, Usage: usage}
+	for i, r := range results {
+		reason := r.FinishReason
+		text := r.Text
+		if body.Echo {
+			text = promptText(e, reqs[i]) + text
+		}
+		resp.Choices = append(resp.Choices, openai.CompletionChoice{Index: i, Text: text, FinishReason: &reason})
+	}
+	c.JSON(http.StatusOK, resp)
+}
+
+func promptText(e engine.Engine, r engine.Request) string {
+	if r.PromptTokens != nil {
+		return e.Detokenize(r.PromptTokens)
+	}
+	return r.Prompt
+}
+
+// firstError prefers a real failure over the cancellations it caused.
+func firstError(errs []error) error {
+	var cancelled error
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case errors.Is(err, context.Canceled):
+			cancelled = err
+		default:
+			return err
+		}
+	}
+	return cancelled
+}
+
+// remapParam renames the engine's generic "prompt" parameter to the
+// field the client actually sent.
+func remapParam(err error, param string) error {
+	var ee *engine.Error
+	if errors.As(err, &ee) && ee.Param == "prompt" {
+		cp := *ee
+		cp.Param = param
+		return &cp
+	}
+	return err
+}
+
+func (s *Server) planCompletions(e engine.Engine, body *openai.CompletionRequest) ([]engine.Request, sampling.Params, error) {
+	var none sampling.Params
+	if body.Prompt.Len() == 0 {
+		return nil, none, apierror.BadRequest("prompt", "prompt is required: a string or an array of strings")
+	}
+	if body.Prompt.Len() > 256 {
+		return nil, none, apierror.BadRequest("prompt", "at most 256 prompts per request")
+	}
+	if body.Model != "" && body.Model != e.Info().ID {
+		return nil, none, apierror.NotFound("model_not_found", fmt.Sprintf("model %q does not exist; GET /v1/models lists %q", body.Model, e.Info().ID))
+	}
+	if body.N != nil && *body.N != 1 {
+		return nil, none, apierror.BadRequest("n", "only n=1 is supported for completions; send the prompt several times in the prompt array")
+	}
+	if body.Logprobs != nil {
+		return nil, none, apierror.BadRequest("logprobs", "logprobs are not supported")
+	}
+	reqParams := sampling.Params{
+		Temperature: body.Temperature, TopP: body.TopP, TopK: body.TopK, MinP: body.MinP,
+		PresencePenalty: body.PresencePenalty, FrequencyPenalty: body.FrequencyPenalty, RepeatPenalty: body.RepeatPenalty,
+	}
+	if body.Seed != nil {
+		seed := uint32(*body.Seed)
+		reqParams.Seed = &seed
+	}
+	if err := reqParams.Validate(); err != nil {
+		return nil, none, err
+	}
+	// Raw completions have no chat mode; they use the thinking preset, which
+	// is what Qwen3's generation_config.json recommends as the default.
+	params := sampling.Resolve(reqParams, s.preset(true), sampling.BuiltIn)
+	maxTokens := defaultCompletionTokens
+	if body.MaxTokens != nil {
+		if *body.MaxTokens < 1 {
+			return nil, none, apierror.BadRequest("max_tokens", "max_tokens must be at least 1")
+		}
+		maxTokens = *body.MaxTokens
+	}
+	if err := checkStops(body.Stop); err != nil {
+		return nil, none, err
+	}
+	base := engine.Request{MaxTokens: maxTokens, Stop: body.Stop, Sampling: params.Engine(), ReasoningBudget: -1}
+	var reqs []engine.Request
+	for i, p := range body.Prompt.Texts {
+		if strings.TrimSpace(p) == "" && p == "" {
+			return nil, none, apierror.BadRequest("prompt", fmt.Sprintf("prompt[%d] is empty", i))
+		}
+		r := base
+		r.Prompt = p
+		reqs = append(reqs, r)
+	}
+	for i, toks := range body.Prompt.Tokens {
+		if len(toks) == 0 {
+			return nil, none, apierror.BadRequest("prompt", fmt.Sprintf("prompt[%d] is empty", i))
+		}
+		r := base
+		r.PromptTokens = toks
+		reqs = append(reqs, r)
+	}
+	return reqs, params, nil
+}
+
+func checkStops(stops []string) error {
+	for i, st := range stops {
+		if st == "" {
+			return apierror.BadRequest("stop", fmt.Sprintf("stop[%d] is empty", i))
+		}
+	}
+	if len(stops) > 16 {
+		return apierror.BadRequest("stop", "at most 16 stop strings")
+	}
+	return nil
+}
+
+func (s *Server) tokenize(c *gin.Context) {
+	e := s.engine()
+	if e == nil {
+		s.fail(c, apierror.Loading())
+		return
+	}
+	var body openai.TokenizeRequest
+	if err := decodeJSON(c, &body); err != nil {
+		s.fail(c, err)
+		return
+	}
+	special := body.ParseSpecial == nil || *body.ParseSpecial
+	toks, err := e.Tokenize(body.Content, special)
+	if err != nil {
+		s.fail(c, apierror.BadRequest("content", err.Error()))
+		return
+	}
+	if toks == nil {
+		toks = []int32{}
+	}
+	c.JSON(http.StatusOK, openai.TokenizeResponse{Tokens: toks})
+}
+
+func (s *Server) detokenize(c *gin.Context) {
+	e := s.engine()
+	if e == nil {
+		s.fail(c, apierror.Loading())
+		return
+	}
+	var body openai.DetokenizeRequest
+	if err := decodeJSON(c, &body); err != nil {
+		s.fail(c, err)
+		return
+	}
+	vocab := e.Info().VocabSize
+	for i, t := range body.Tokens {
+		if t < 0 || (vocab > 0 && int(t) >= vocab) {
+			s.fail(c, apierror.BadRequest("tokens", fmt.Sprintf("tokens[%d] = %d is outside the vocabulary (0..%d)", i, t, vocab-1)))
+			return
+		}
+	}
+	c.JSON(http.StatusOK, openai.DetokenizeResponse{Content: e.Detokenize(body.Tokens)})
+}
+
+func (s *Server) applyTemplate(c *gin.Context) {
+	e := s.engine()
+	if e == nil {
+		s.fail(c, apierror.Loading())
+		return
+	}
+	var body openai.ChatRequest
+	if err := decodeJSON(c, &body); err != nil {
+		s.fail(c, err)
+		return
+	}
+	prompt, _, err := s.renderChat(&body)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, openai.ApplyTemplateResponse{Prompt: prompt})
+}

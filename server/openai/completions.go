@@ -1,0 +1,109 @@
+package openai
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// CompletionRequest is the body of POST /v1/completions.
+type CompletionRequest struct {
+	Model            string         `json:"model"`
+	Prompt           Prompts        `json:"prompt"`
+	Stream           bool           `json:"stream"`
+	StreamOptions    *StreamOptions `json:"stream_options"`
+	MaxTokens        *int           `json:"max_tokens"`
+	Temperature      *float32       `json:"temperature"`
+	TopP             *float32       `json:"top_p"`
+	TopK             *int           `json:"top_k"`
+	MinP             *float32       `json:"min_p"`
+	PresencePenalty  *float32       `json:"presence_penalty"`
+	FrequencyPenalty *float32       `json:"frequency_penalty"`
+	RepeatPenalty    *float32       `json:"repeat_penalty"`
+	Seed             *int64         `json:"seed"`
+	Stop             StringOrList   `json:"stop"`
+	N                *int           `json:"n"`
+	Echo             bool           `json:"echo"`
+	Logprobs         *int           `json:"logprobs"`
+}
+
+// Prompts is "prompt": a string, an array of strings (a batch), an array of
+// token ids, or an array of such arrays.
+type Prompts struct {
+	Texts  []string
+	Tokens [][]int32
+}
+
+// Len is the number of prompts.
+func (p Prompts) Len() int { return len(p.Texts) + len(p.Tokens) }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (p *Prompts) UnmarshalJSON(b []byte) error {
+	var one string
+	if json.Unmarshal(b, &one) == nil {
+		p.Texts = []string{one}
+		return nil
+	}
+	var many []string
+	if json.Unmarshal(b, &many) == nil {
+		p.Texts = many
+		return nil
+	}
+	var toks []int32
+	if json.Unmarshal(b, &toks) == nil {
+		p.Tokens = [][]int32{toks}
+		return nil
+	}
+	var batches [][]int32
+	if json.Unmarshal(b, &batches) == nil {
+		p.Tokens = batches
+		return nil
+	}
+	return fmt.Errorf("must be a string, an array of strings, or token ids")
+}
+
+// CompletionResponse is a (streamed or not) text completion.
+type CompletionResponse struct {
+	ID      string             `json:"id"`
+	Object  string             `json:"object"`
+	Created int64              `json:"created"`
+	Model   string             `json:"model"`
+	Choices []CompletionChoice `json:"choices"`
+	Usage   *Usage             `json:"usage,omitempty"`
+}
+
+// CompletionChoice is one prompt's result.
+type CompletionChoice struct {
+	Index        int     `json:"index"`
+	Text         string  `json:"text"`
+	Logprobs     *int    `json:"logprobs"`
+	FinishReason *string `json:"finish_reason"`
+}
+
+// TokenizeRequest is llama-server's /tokenize body.
+type TokenizeRequest struct {
+	Content    string `json:"content"`
+	AddSpecial bool   `json:"add_special"`
+	// ParseSpecial: control-token text such as <|im_start|> becomes single
+	// tokens (default true, as chat prompts need).
+	ParseSpecial *bool `json:"parse_special"`
+}
+
+// TokenizeResponse is /tokenize's answer.
+type TokenizeResponse struct {
+	Tokens []int32 `json:"tokens"`
+}
+
+// DetokenizeRequest is /detokenize's body.
+type DetokenizeRequest struct {
+	Tokens []int32 `json:"tokens"`
+}
+
+// DetokenizeResponse is /detokenize's answer.
+type DetokenizeResponse struct {
+	Content string `json:"content"`
+}
+
+// ApplyTemplateResponse is /apply-template's answer.
+type ApplyTemplateResponse struct {
+	Prompt string `json:"prompt"`
+}

@@ -1,0 +1,188 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/qwen3-lora/qwen3-server/configs"
+	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
+	"github.com/qwen3-lora/qwen3-server/engine/scheduler"
+	"github.com/qwen3-lora/qwen3-server/internal/testutil"
+)
+
+func sdkClient(t *testing.T, s *Server) (openai.Client, *httptest.Server) {
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	return openai.NewClient(option.WithBaseURL(ts.URL+"/v1"), option.WithAPIKey("unused"), option.WithMaxRetries(0)), ts
+}
+
+func randomServer(t *testing.T, parallel, ctx int) (*Server, *scheduler.Engine) {
+	t.Helper()
+	llamacpp.SetLogger(nil)
+	e, err := scheduler.New(scheduler.Options{ModelPath: testutil.Model(t, "tiny-random.gguf"), GPULayers: 0, ContextSize: ctx, Parallel: parallel, Threads: 2}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	cfg, _ := configs.Load(nil, nil)
+	s := New(configs.ServerConfig{Addr: "127.0.0.1:0", MaxBodyBytes: 1 << 20}, cfg.Sampling, zaptest.NewLogger(t))
+	s.SetEngine(e)
+	return s, e
+}
+
+// The official Go SDK against the real engine on the chain model.
+func TestOpenAIGoSDKChat(t *testing.T) {
+	client, _ := sdkClient(t, chainServer(t))
+	ctx := context.Background()
+
+	models, err := client.Models.List(ctx)
+	if err != nil || len(models.Data) != 1 || models.Data[0].ID != "tiny-chain" {
+		t.Fatalf("models: %+v %v", models, err)
+	}
+
+	params := openai.ChatCompletionNewParams{Model: "tiny-chain", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hi")}}
+	resp, err := client.Chat.Completions.New(ctx, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := resp.Choices[0].Message
+	var reasoning string
+	if f, ok := msg.JSON.ExtraFields["reasoning_content"]; !ok || json.Unmarshal([]byte(f.Raw()), &reasoning) != nil {
+		t.Fatalf("no reasoning_content in %s", msg.RawJSON())
+	}
+	if msg.Content != "Hello!" || reasoning != "Let me think." || resp.Choices[0].FinishReason != "stop" {
+		t.Fatalf("content %q reasoning %q finish %q", msg.Content, reasoning, resp.Choices[0].FinishReason)
+	}
+	if resp.Usage.CompletionTokensDetails.ReasoningTokens != 6 || resp.Usage.CompletionTokens != 10 {
+		t.Fatalf("usage %+v", resp.Usage)
+	}
+
+	// Streaming, thinking switched off through chat_template_kwargs.
+	stream := client.Chat.Completions.NewStreaming(ctx, params, option.WithJSONSet("chat_template_kwargs", map[string]any{"enable_thinking": false}))
+	var content strings.Builder
+	var finish string
+	for stream.Next() {
+		ch := stream.Current()
+		for _, c := range ch.Choices {
+			content.WriteString(c.Delta.Content)
+			if c.FinishReason != "" {
+				finish = c.FinishReason
+			}
+			if strings.Contains(c.Delta.RawJSON(), "reasoning_content") {
+				t.Fatalf("reasoning with thinking off: %s", c.Delta.RawJSON())
+			}
+		}
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if content.String() != "Hello!" || finish != "stop" {
+		t.Fatalf("stream: %q %q", content.String(), finish)
+	}
+
+	// A clear error surfaces through the SDK.
+	_, err = client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "nope", Messages: params.Messages})
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 404 {
+		t.Fatalf("unknown model: %v", err)
+	}
+}
+
+// Completions with a prompt array through the SDK: one choice per prompt,
+// in order, each equal to the prompt run alone (greedy).
+func TestOpenAIGoSDKCompletionsBatch(t *testing.T) {
+	s, _ := randomServer(t, 4, 256)
+	client, _ := sdkClient(t, s)
+	ctx := context.Background()
+	prompts := []string{"The capital of France is", "1, 2, 3,", "def main():", "Once upon a time"}
+	alone := make([]string, len(prompts))
+	for i, p := range prompts {
+		r, err := client.Completions.New(ctx, openai.CompletionNewParams{
+			Model: "tiny-random", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String(p)},
+			MaxTokens: openai.Int(8), Temperature: openai.Float(0),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		alone[i] = r.Choices[0].Text
+	}
+	r, err := client.Completions.New(ctx, openai.CompletionNewParams{
+		Model: "tiny-random", Prompt: openai.CompletionNewParamsPromptUnion{OfArrayOfStrings: prompts},
+		MaxTokens: openai.Int(8), Temperature: openai.Float(0),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Choices) != len(prompts) {
+		t.Fatalf("%d choices", len(r.Choices))
+	}
+	for i, c := range r.Choices {
+		if int(c.Index) != i || c.Text != alone[i] {
+			t.Errorf("choice %d (index %d): %q, alone %q", i, c.Index, c.Text, alone[i])
+		}
+	}
+	if r.Usage.CompletionTokens < 4 {
+		t.Fatalf("usage %+v", r.Usage)
+	}
+}
+
+// A client that goes away mid-stream cancels its generation: the slot is
+// free again at once.
+func TestDisconnectFreesSlot(t *testing.T) {
+	s, e := randomServer(t, 1, 2048)
+	client, _ := sdkClient(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	stream := client.Completions.NewStreaming(ctx, openai.CompletionNewParams{
+		Model: "tiny-random", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Tell me everything")},
+		MaxTokens: openai.Int(1500), Temperature: openai.Float(0),
+	})
+	for i := 0; i < 3 && stream.Next(); i++ {
+	}
+	if e.Stats().BusySlots != 1 {
+		t.Fatalf("expected the request running, stats %+v", e.Stats())
+	}
+	cancel()
+	stream.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.Stats().BusySlots != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("slot still busy 5 s after the client left")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Structured output through the real llama.cpp grammar, and prompts longer
+// than the context.
+func TestJSONSchemaAndLongPrompt(t *testing.T) {
+	s, _ := randomServer(t, 1, 128)
+	w := post(t, s, `{"messages":[{"role":"user","content":"color?"}],"max_tokens":60,"response_format":{"type":"json_schema","json_schema":{"name":"c","schema":{"type":"object","properties":{"color":{"enum":["red","green"]}},"required":["color"],"additionalProperties":false}}}}`)
+	var res chatResult
+	if err := json.Unmarshal(w.Body.Bytes(), &res); err != nil || w.Code != 200 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	var v struct {
+		Color string `json:"color"`
+	}
+	if err := json.Unmarshal([]byte(deref(res.Choices[0].Message.Content)), &v); err != nil || (v.Color != "red" && v.Color != "green") {
+		t.Fatalf("not schema JSON: %q (%v)", deref(res.Choices[0].Message.Content), err)
+	}
+	long := strings.Repeat("word ", 200)
+	w = post(t, s, `{"messages":[{"role":"user","content":"`+long+`"}]}`)
+	if w.Code != 400 || !strings.Contains(w.Body.String(), "context holds 128") || !strings.Contains(w.Body.String(), `"param":"messages"`) {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	w = do(s, "POST", "/v1/completions", `{"prompt":"`+long+`"}`)
+	if w.Code != 400 || !strings.Contains(w.Body.String(), `"param":"prompt"`) {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+}
