@@ -236,3 +236,8 @@ func Markdown(rows []Row) string {
 	}
 	return s
 }
+
+// RawLoop measures the raw loop alone for n sequences (random prompts).
+func RawLoop(o Options, n int) (Row, error) {
+	return rawLoop(o, o.Context, n, randomPrompts(o.Model, n, o.PromptLen))
+}

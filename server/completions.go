@@ -214,7 +214,7 @@ func (s *Server) planCompletions(e engine.Engine, body *openai.CompletionRequest
 	if err := checkStops(body.Stop); err != nil {
 		return nil, none, err
 	}
-	base := engine.Request{MaxTokens: maxTokens, Stop: body.Stop, Sampling: params.Engine(), ReasoningBudget: -1}
+	base := engine.Request{MaxTokens: maxTokens, Stop: body.Stop, Sampling: params.Engine(), ReasoningBudget: -1, IgnoreEOS: body.IgnoreEOS}
 	var reqs []engine.Request
 	for i, p := range body.Prompt.Texts {
 		if strings.TrimSpace(p) == "" && p == "" {

@@ -1,17 +1,23 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 
 	"github.com/qwen3-lora/qwen3-server/bench"
+	"github.com/qwen3-lora/qwen3-server/configs"
 	"github.com/qwen3-lora/qwen3-server/engine"
 	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
+	"github.com/qwen3-lora/qwen3-server/engine/scheduler"
+	"github.com/qwen3-lora/qwen3-server/server"
 )
 
 func runBench(args []string) error {
@@ -24,9 +30,13 @@ func runBench(args []string) error {
 	gpuLayers := fs.Int("gpu-layers", -1, "layers on the GPU (-1 all, 0 CPU)")
 	fa := fs.String("flash-attention", "on", "auto, on or off")
 	kv := fs.String("kv-cache-type", "f16", "f16, q8_0 or q4_0")
-	threads := fs.Int("threads", 0, "CPU threads (0 = all)")
+	threads := fs.Int("threads", 0, "llama.cpp CPU threads (0 = the server's default: 2 with every layer on the GPU, else all cores)")
 	out := fs.String("out", "", "also write the markdown table to this file")
 	verbose := fs.Bool("verbose", false, "show llama.cpp's log")
+	httpMode := fs.Bool("http", false, "measure through the HTTP server (N streaming clients) instead of the in-process scheduler")
+	peerURL := fs.String("peer-url", "", "with --http: also measure this OpenAI-compatible server (e.g. http://127.0.0.1:11434/v1 for Ollama)")
+	peerModel := fs.String("peer-model", "", "model name on the peer server")
+	peerName := fs.String("peer-name", "peer", "name of the peer in the table")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,7 +65,10 @@ func runBench(args []string) error {
 	if len(gpus) > 0 {
 		device = gpus[0].Name + " " + gpus[0].Description
 	}
-	fmt.Fprintf(os.Stderr, "device: %s\n", device)
+	fmt.Fprintf(os.Stderr, "device: %s (GOMAXPROCS %d, %d CPUs)\n", device, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	if *threads == 0 && *gpuLayers < 0 && len(gpus) > 0 {
+		*threads = scheduler.GPUThreads
+	}
 	m, err := llamacpp.LoadModel(llamacpp.ModelParams{Path: *model, GPULayers: *gpuLayers})
 	if err != nil {
 		return err
@@ -74,9 +87,12 @@ func runBench(args []string) error {
 	}
 	defer lctx.Close()
 	opts.Context = lctx
+	if *httpMode {
+		return runHTTPBench(opts, log, device, m.Desc(), *out, *peerURL, *peerModel, *peerName)
+	}
 	rows, err := bench.Run(opts, log, os.Stderr)
 	table := bench.Markdown(rows)
-	header := fmt.Sprintf("device: %s; model: %s; prompt %d, generated %d tokens; batch %d; flash attention %s; KV %s\n\n", device, m.Desc(), *promptLen, *genLen, *batch, *fa, *kv)
+	header := fmt.Sprintf("device: %s; model: %s; prompt %d, generated %d tokens; batch %d; flash attention %s; KV %s; threads %d\n\n", device, m.Desc(), *promptLen, *genLen, *batch, *fa, *kv, *threads)
 	fmt.Print(header + table)
 	if *out != "" {
 		if werr := os.WriteFile(*out, []byte(header+table), 0o644); werr != nil {
@@ -84,4 +100,69 @@ func runBench(args []string) error {
 		}
 	}
 	return err
+}
+
+// runHTTPBench measures, for each N: the raw loop, then N streaming HTTP
+// clients against an in-process server on loopback, then (optionally) the
+// same clients against a peer server.
+func runHTTPBench(o bench.Options, log *zap.Logger, device, desc, out, peerURL, peerModel, peerName string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "device: %s; model: %s; prompt ~%d tokens (text), %d generated; batch %d; flash attention %s\n\n", device, desc, o.PromptLen, o.GenLen, o.BatchSize, o.FlashAttn)
+	fmt.Fprintf(&b, "| N | raw decode tok/s | qwen3-server HTTP tok/s | HTTP/raw | HTTP TTFT p50 | HTTP TTFT p95 |")
+	if peerURL != "" {
+		fmt.Fprintf(&b, " %s tok/s | %s TTFT p50 | qwen3-server/%s |", peerName, peerName, peerName)
+	}
+	b.WriteString("\n| ---: | ---: | ---: | ---: | ---: | ---: |")
+	if peerURL != "" {
+		b.WriteString(" ---: | ---: | ---: |")
+	}
+	b.WriteString("\n")
+	var idle string
+	for _, n := range o.Parallel {
+		raw, err := bench.RawLoop(o, n)
+		if err != nil {
+			return err
+		}
+		e := scheduler.NewWithContext(o.Model, o.Context, scheduler.Options{
+			ModelID: "bench", ContextSize: o.PromptLen + o.GenLen + 64, Parallel: n, BatchSize: o.BatchSize, QueueSize: n,
+		}, log)
+		cfg, _ := configs.Load(nil, nil)
+		cfg.Server.Addr = "127.0.0.1:0"
+		srv := server.New(cfg.Server, cfg.Sampling, log)
+		srv.SetEngine(e)
+		if err := srv.Start(); err != nil {
+			return err
+		}
+		prompts := bench.RandomTextPrompts(n, o.PromptLen-8)
+		ours, err := bench.HTTPRun(context.Background(), "qwen3-server", bench.HTTPOptions{BaseURL: "http://" + srv.Addr() + "/v1", Model: "bench", Prompts: prompts, GenLen: o.GenLen, IgnoreEOS: true})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		srv.Stop(ctx)
+		cancel()
+		e.Close()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "N=%d raw %.0f tok/s, HTTP %.0f tok/s (%.3f), TTFT p50 %v\n", n, raw.RawDecodeTotal, ours.DecodeTotal, ours.DecodeTotal/raw.RawDecodeTotal, ours.TTFTp50)
+		fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.3f | %s | %s |", n, raw.RawDecodeTotal, ours.DecodeTotal, ours.DecodeTotal/raw.RawDecodeTotal, ours.TTFTp50.Round(100*time.Microsecond), ours.TTFTp95.Round(100*time.Microsecond))
+		if n == 1 {
+			idle = fmt.Sprintf("Idle time to first token, ~%d-token prompt: HTTP %s, raw prefill %s (HTTP/raw %.3f).\n", o.PromptLen, ours.TTFTp50.Round(100*time.Microsecond), raw.RawTTFT.Round(100*time.Microsecond), ours.TTFTp50.Seconds()/raw.RawTTFT.Seconds())
+		}
+		if peerURL != "" {
+			peer, err := bench.HTTPRun(context.Background(), peerName, bench.HTTPOptions{BaseURL: peerURL, Model: peerModel, Prompts: prompts, GenLen: o.GenLen})
+			if err != nil {
+				fmt.Fprintf(&b, " error | | |")
+				fmt.Fprintf(os.Stderr, "N=%d %s: %v\n", n, peerName, err)
+			} else {
+				fmt.Fprintf(os.Stderr, "N=%d %s %.0f tok/s, TTFT p50 %v\n", n, peerName, peer.DecodeTotal, peer.TTFTp50)
+				fmt.Fprintf(&b, " %.0f | %s | %.2f |", peer.DecodeTotal, peer.TTFTp50.Round(100*time.Microsecond), ours.DecodeTotal/peer.DecodeTotal)
+			}
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\n" + idle)
+	fmt.Print(b.String())
+	if out != "" {
+		return os.WriteFile(out, []byte(b.String()), 0o644)
+	}
+	return nil
 }

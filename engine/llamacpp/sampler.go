@@ -6,6 +6,17 @@ package llamacpp
 
 int32_t qs_sample(struct llama_sampler *chain, const float *logits, int32_t n_vocab,
                   llama_token_data *buf, int32_t fast_k, int greedy);
+
+typedef struct {
+	struct llama_sampler *chain;
+	const float *logits;
+	llama_token_data *buf;
+	int32_t fast_k;
+	int32_t greedy;
+	int32_t result;
+} qs_job;
+
+void qs_sample_batch(qs_job *jobs, int n, int32_t n_vocab, int threads);
 */
 import "C"
 
@@ -142,6 +153,30 @@ func (s *Sampler) Sample(logits []float32) int32 {
 		g = 1
 	}
 	return int32(C.qs_sample(s.c, (*C.float)(unsafe.Pointer(&logits[0])), C.int32_t(s.nVocab), s.cbuf, C.int32_t(s.fastK), g))
+}
+
+// SampleMany samples several sequences at once on a pool of C threads
+// (threads in all, the caller included): out[i] is drawn by ss[i] from
+// logits[i]. Each sampler must appear once.
+func SampleMany(ss []*Sampler, logits [][]float32, out []int32, threads int) {
+	n := len(ss)
+	if n == 0 {
+		return
+	}
+	jobs := (*C.qs_job)(C.malloc(C.size_t(n) * C.size_t(unsafe.Sizeof(C.qs_job{}))))
+	defer C.free(unsafe.Pointer(jobs))
+	js := unsafe.Slice(jobs, n)
+	for i, s := range ss {
+		g := C.int32_t(0)
+		if s.greedy {
+			g = 1
+		}
+		js[i] = C.qs_job{chain: s.c, logits: (*C.float)(unsafe.Pointer(&logits[i][0])), buf: s.cbuf, fast_k: C.int32_t(s.fastK), greedy: g}
+	}
+	C.qs_sample_batch(jobs, C.int(n), C.int32_t(ss[0].nVocab), C.int(max(1, threads)))
+	for i := range out[:n] {
+		out[i] = int32(js[i].result)
+	}
 }
 
 // Accept tells stateful samplers (penalties, grammar) the chosen token.

@@ -113,3 +113,51 @@ func BenchmarkSampleFullVocabulary(b *testing.B) {
 		s.Sample(logits)
 	}
 }
+
+// The C thread pool must give exactly what sampling one by one gives.
+func TestSampleManyMatchesSequential(t *testing.T) {
+	m := tinyModel(t)
+	r := rand.New(rand.NewPCG(5, 6))
+	const n = 24
+	logits := make([][]float32, n)
+	for i := range logits {
+		logits[i] = make([]float32, m.NVocab())
+		for j := range logits[i] {
+			logits[i][j] = float32(r.NormFloat64()) * 2
+		}
+	}
+	mk := func() []*Sampler {
+		ss := make([]*Sampler, n)
+		for i := range ss {
+			p := SamplerParams{Temperature: 0.7, TopK: 20, TopP: 0.9, HasSeed: true, Seed: uint32(i)}
+			if i%5 == 0 {
+				p = SamplerParams{Temperature: 0}
+			}
+			if i%7 == 0 {
+				p.PresencePenalty = 0.5 // full-vocabulary path
+			}
+			ss[i], _ = NewSampler(m, p)
+		}
+		return ss
+	}
+	a, b := mk(), mk()
+	want := make([]int32, n)
+	for i := range a {
+		want[i] = a[i].Sample(logits[i])
+	}
+	for round := 0; round < 3; round++ {
+		got := make([]int32, n)
+		SampleMany(b, logits, got, 4)
+		if round == 0 {
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("row %d: pool %d, sequential %d", i, got[i], want[i])
+				}
+			}
+		}
+	}
+	for i := range a {
+		a[i].Close()
+		b[i].Close()
+	}
+}

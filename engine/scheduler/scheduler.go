@@ -41,6 +41,10 @@ type Options struct {
 	LibDir           string // folder with libggml-cuda.so, "" = <exe>/../lib/ollama
 }
 
+// GPUThreads is the llama.cpp thread count used when every layer is on the
+// GPU and no count was configured.
+const GPUThreads = 2
+
 // Engine implements engine.Engine.
 type Engine struct {
 	opts  Options
@@ -63,8 +67,12 @@ type Engine struct {
 	rows   []*slot
 	chunks []prefillChunk
 	toWake []*sequence
-	profMu sync.Mutex
-	prof   Profile
+	// sampling scratch
+	samplers    []*llamacpp.Sampler
+	logitRows   [][]float32
+	sampledToks []int32
+	profMu      sync.Mutex
+	prof        Profile
 
 	slots []*slot // owned by the loop goroutine
 	busy  atomic.Int32
@@ -91,7 +99,6 @@ type sequence struct {
 	decoding  bool
 	logitsRow int
 	sampled   int32
-	logits    []float32
 	generated int
 	maxTokens int
 
@@ -128,6 +135,12 @@ func New(opts Options, log *zap.Logger) (*Engine, error) {
 	}
 	if len(gpus) == 0 {
 		opts.GPULayers = 0
+	}
+	if opts.Threads == 0 && opts.GPULayers < 0 {
+		// Everything on the GPU: llama.cpp's CPU threads only wait and spin,
+		// and 16 of them slowed 64-sequence decoding by 15% on an H200
+		// against 2 (BENCHMARKS.md), taking cores from sampling.
+		opts.Threads = GPUThreads
 	}
 	model, err := llamacpp.LoadModel(llamacpp.ModelParams{Path: opts.ModelPath, GPULayers: opts.GPULayers, MainGPU: opts.MainGPU})
 	if err != nil {
@@ -183,7 +196,7 @@ func NewWithContext(model *llamacpp.Model, lctx *llamacpp.Context, opts Options,
 		lctx.SeqRm(i, -1, -1)
 	}
 	ctxSize := opts.ContextSize
-	if ctxSize <= 0 {
+	if ctxSize <= 0 || ctxSize > lctx.NCtxSeq() {
 		ctxSize = lctx.NCtxSeq()
 	}
 	return newEngine(model, lctx, opts, ctxSize, backendName(opts.MainGPU), log)
@@ -617,35 +630,28 @@ func (e *Engine) Profile() Profile {
 	return e.prof
 }
 
-// sample draws the next token of every row, in parallel when there are
-// several: the samplers are independent and the logits are read-only.
+// sample draws the next token of every row; several rows are sampled in
+// parallel on llamacpp's C thread pool (the samplers are independent and
+// the logits read-only).
 func (e *Engine) sample(rows []*slot) {
 	if len(rows) == 1 {
 		q := rows[0].seq
 		q.sampled = q.sampler.Sample(e.lctx.Logits(q.logitsRow))
 		return
 	}
+	e.samplers, e.logitRows = e.samplers[:0], e.logitRows[:0]
 	for _, s := range rows {
-		s.seq.logits = e.lctx.Logits(s.seq.logitsRow)
+		e.samplers = append(e.samplers, s.seq.sampler)
+		e.logitRows = append(e.logitRows, e.lctx.Logits(s.seq.logitsRow))
 	}
-	var wg sync.WaitGroup
-	workers := min(len(rows), runtime.GOMAXPROCS(0))
-	next := atomic.Int32{}
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(rows) {
-					return
-				}
-				q := rows[i].seq
-				q.sampled = q.sampler.Sample(q.logits)
-			}
-		}()
+	if cap(e.sampledToks) < len(rows) {
+		e.sampledToks = make([]int32, len(rows))
 	}
-	wg.Wait()
+	out := e.sampledToks[:len(rows)]
+	llamacpp.SampleMany(e.samplers, e.logitRows, out, runtime.NumCPU())
+	for i, s := range rows {
+		s.seq.sampled = out[i]
+	}
 }
 
 // budget enforces the thinking budget: it counts reasoning tokens until the
@@ -678,7 +684,6 @@ func (e *Engine) accept(s *slot) {
 	q := s.seq
 	tok := q.sampled
 	q.logitsRow = -1
-	q.logits = nil
 	if tok < 0 {
 		e.finish(s, "", engine.Internal("sampler returned no token (grammar dead end?)"))
 		return

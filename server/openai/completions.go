@@ -24,6 +24,9 @@ type CompletionRequest struct {
 	N                *int           `json:"n"`
 	Echo             bool           `json:"echo"`
 	Logprobs         *int           `json:"logprobs"`
+	// IgnoreEOS keeps generating past end-of-generation tokens (vLLM's
+	// extension; benchmarks use it to get fixed output lengths).
+	IgnoreEOS bool `json:"ignore_eos"`
 }
 
 // Prompts is "prompt": a string, an array of strings (a batch), an array of
