@@ -47,6 +47,10 @@ type Request struct {
 	// JSONSchema, when set, constrains output to JSON matching it (converted
 	// to a grammar by llama.cpp); `{"type":"object"}` asks for any object.
 	JSONSchema []byte
+	// Adapters are the LoRA adapters (with scales) this request runs with;
+	// empty means the base model. The handles come from the engine's
+	// adapter loading (AdapterLoader).
+	Adapters []AdapterUse
 	// Thinking budget: when ReasoningBudget >= 0 and the sequence has
 	// generated that many tokens without producing ReasoningEnd[i] for the
 	// token ReasoningEndToken, the engine closes the reasoning itself by
@@ -55,6 +59,24 @@ type Request struct {
 	ReasoningBudget   int
 	ReasoningEndToken int32
 	ReasoningEnd      []int32
+}
+
+// Adapter is an adapter handle loaded by an engine.
+type Adapter interface {
+	// Close releases it once no request uses it.
+	Close()
+}
+
+// AdapterUse is an adapter applied with a scale.
+type AdapterUse struct {
+	Adapter Adapter
+	Scale   float32
+}
+
+// AdapterLoader is implemented by engines that load LoRA adapters at run
+// time (GGUF LoRA files).
+type AdapterLoader interface {
+	LoadAdapter(path string) (Adapter, error)
 }
 
 // Sampling is the per-request sampler configuration, already resolved from

@@ -74,6 +74,9 @@ type Engine struct {
 	profMu      sync.Mutex
 	prof        Profile
 
+	activeKey string // adapter set applied to the context
+	grr       int    // round-robin start over adapter groups
+
 	slots []*slot // owned by the loop goroutine
 	busy  atomic.Int32
 	rr    int // round-robin start for prefill fairness
@@ -82,7 +85,10 @@ type Engine struct {
 type slot struct {
 	id    int
 	cache []int32 // tokens whose KV cells the slot holds, in order
-	seq   *sequence
+	// cacheKey is the adapter set the cached cells were computed with: KV
+	// computed under one adapter set is not reusable under another.
+	cacheKey string
+	seq      *sequence
 }
 
 // sequence is one request as the loop sees it.
@@ -262,6 +268,22 @@ func libDirForMessage(d string) string {
 		return d
 	}
 	return "<binary>/../lib/ollama"
+}
+
+// Adapter is a LoRA adapter loaded by this engine.
+type Adapter struct{ a *llamacpp.Adapter }
+
+// Close frees the adapter; the caller makes sure no request uses it.
+func (a *Adapter) Close() { a.a.Close() }
+
+// LoadAdapter implements engine.AdapterLoader. Loading does not touch the
+// context, so it runs on the caller's goroutine while requests decode.
+func (e *Engine) LoadAdapter(path string) (engine.Adapter, error) {
+	a, err := llamacpp.LoadAdapter(e.model, path)
+	if err != nil {
+		return nil, err
+	}
+	return &Adapter{a: a}, nil
 }
 
 // Info implements engine.Engine.
@@ -477,12 +499,18 @@ func (e *Engine) admit() {
 			seq.complete(engine.Result{}, seq.ctx.Err())
 			continue
 		}
+		key, _ := adapterKey(seq.req.Adapters)
 		best, bestLen := free[0], -1
 		for _, s := range free {
-			if n := commonPrefix(s.cache, seq.prompt); n > bestLen {
+			n := 0
+			if s.cacheKey == key {
+				n = commonPrefix(s.cache, seq.prompt)
+			}
+			if n > bestLen {
 				best, bestLen = s, n
 			}
 		}
+		best.cacheKey = key
 		// At least the last prompt token is decoded again: its logits are
 		// needed to sample the first generated token.
 		reuse := min(bestLen, len(seq.prompt)-1)
@@ -519,16 +547,77 @@ func commonPrefix(a, b []int32) int {
 	return n
 }
 
-// step builds one batch (decode tokens first, then prefill chunks, round
-// robin over slots so no prompt starves), decodes it, samples, and only then
-// wakes the request goroutines: woken earlier, dozens of them would compete
-// with the sampling workers for the Go scheduler's Ps.
+// step runs one decode step for every group of sequences that share an
+// adapter set (llama.cpp applies adapters per context, so each group needs
+// its own llama_decode), starting from a different group each step so that
+// none starves. It wakes the request goroutines only at the end: woken
+// earlier, dozens of them would compete with sampling for the CPU.
 func (e *Engine) step() {
 	defer e.wakeAll()
+	groups := e.groups()
+	for k := range groups {
+		g := groups[(e.grr+k)%len(groups)]
+		if g.key != e.activeKey {
+			if err := e.lctx.SetAdapters(g.adapters); err != nil {
+				for _, s := range g.slots {
+					e.finish(s, "", engine.Internal("cannot apply the adapters: %v", err))
+				}
+				continue
+			}
+			e.activeKey = g.key
+		}
+		e.stepGroup(g.slots)
+	}
+	e.grr++
+}
+
+type group struct {
+	key      string
+	adapters []llamacpp.AdapterScale
+	slots    []*slot
+}
+
+// groups partitions the busy slots by adapter set, in slot order.
+func (e *Engine) groups() []group {
+	var out []group
+	index := map[string]int{}
+	for _, s := range e.slots {
+		if s.seq == nil {
+			continue
+		}
+		key, list := adapterKey(s.seq.req.Adapters)
+		i, ok := index[key]
+		if !ok {
+			i = len(out)
+			index[key] = i
+			out = append(out, group{key: key, adapters: list})
+		}
+		out[i].slots = append(out[i].slots, s)
+	}
+	return out
+}
+
+func adapterKey(uses []engine.AdapterUse) (string, []llamacpp.AdapterScale) {
+	if len(uses) == 0 {
+		return "", nil
+	}
+	var b strings.Builder
+	list := make([]llamacpp.AdapterScale, 0, len(uses))
+	for _, u := range uses {
+		a := u.Adapter.(*Adapter)
+		fmt.Fprintf(&b, "%p:%g;", a.a, u.Scale)
+		list = append(list, llamacpp.AdapterScale{Adapter: a.a, Scale: u.Scale})
+	}
+	return b.String(), list
+}
+
+// stepGroup builds one batch for the given slots (decode tokens first, then
+// prefill chunks, round robin so no prompt starves), decodes it and samples.
+func (e *Engine) stepGroup(slots []*slot) {
 	b := e.batch
 	b.Clear()
 	rows := e.rows[:0]
-	for _, s := range e.slots {
+	for _, s := range slots {
 		if q := s.seq; q != nil && q.decoding {
 			q.logitsRow = b.Len()
 			b.Add(q.last, q.pos, s.id, true)
@@ -536,8 +625,8 @@ func (e *Engine) step() {
 		}
 	}
 	chunks := e.chunks[:0]
-	for i := range e.slots {
-		s := e.slots[(e.rr+i)%len(e.slots)]
+	for i := range slots {
+		s := slots[(e.rr+i)%len(slots)]
 		q := s.seq
 		room := b.Cap() - b.Len()
 		if q == nil || q.decoding || len(q.pending) == 0 || room == 0 {
@@ -555,7 +644,7 @@ func (e *Engine) step() {
 		chunks = append(chunks, prefillChunk{s, n})
 	}
 	e.rows, e.chunks = rows, chunks
-	e.rr = (e.rr + 1) % len(e.slots)
+	e.rr++
 	if b.Len() == 0 {
 		return
 	}
@@ -564,7 +653,7 @@ func (e *Engine) step() {
 	t1 := time.Now()
 	if err != nil {
 		e.log.Error("decode failed", zap.Error(err), zap.Int("batch", b.Len()))
-		for _, s := range e.slots {
+		for _, s := range slots {
 			if s.seq != nil {
 				e.lctx.SeqRm(s.id, -1, -1)
 				s.cache = s.cache[:0]
