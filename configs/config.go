@@ -23,6 +23,22 @@ type Config struct {
 	Model    ModelConfig    `mapstructure:"model"`
 	Engine   EngineConfig   `mapstructure:"engine"`
 	Sampling SamplingConfig `mapstructure:"sampling"`
+	Adapters AdaptersConfig `mapstructure:"adapters"`
+}
+
+// AdaptersConfig: where LoRA adapters may be loaded from, and which to
+// load at start-up.
+type AdaptersConfig struct {
+	Dirs     []string         `mapstructure:"dirs"`
+	CacheDir string           `mapstructure:"cache_dir"`
+	Preload  []AdapterPreload `mapstructure:"preload"`
+}
+
+// AdapterPreload is one adapter loaded at start-up.
+type AdapterPreload struct {
+	Name  string  `mapstructure:"name"`
+	Path  string  `mapstructure:"path"`
+	Scale float32 `mapstructure:"scale"`
 }
 
 // SamplingConfig holds the thinking switch default, the thinking budget
@@ -102,6 +118,9 @@ var defaults = map[string]any{
 	"engine.kv_cache_type":              "f16",
 	"engine.threads":                    0,
 	"engine.queue_size":                 64,
+	"adapters.dirs":                     []string{},
+	"adapters.cache_dir":                "",
+	"adapters.preload":                  []any{},
 	"sampling.enable_thinking":          true,
 	"sampling.thinking_budget":          -1,
 	"sampling.thinking.temperature":     0.6,
@@ -131,6 +150,7 @@ var flagKeys = map[string]string{
 	"batch-size":         "engine.batch_size",
 	"threads":            "engine.threads",
 	"enable-thinking":    "sampling.enable_thinking",
+	"adapter-dir":        "adapters.dirs",
 	"thinking-budget":    "sampling.thinking_budget",
 }
 
@@ -151,6 +171,7 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	fs.String("flash-attention", "", "auto, on or off")
 	fs.Int("batch-size", 0, "most tokens per decode step")
 	fs.Int("threads", 0, "CPU threads (0 = all cores)")
+	fs.StringSlice("adapter-dir", nil, "folder LoRA adapters may be loaded from (repeatable)")
 	fs.Bool("enable-thinking", true, "default thinking mode when a request does not say")
 	fs.Int("thinking-budget", -1, "default thinking budget in tokens (-1 = none)")
 }
@@ -326,6 +347,15 @@ func (c *Config) Validate() error {
 	}
 	if e.QueueSize < 0 {
 		bad("engine.queue_size must not be negative")
+	}
+	for i, p := range c.Adapters.Preload {
+		if p.Name == "" || p.Path == "" {
+			bad("adapters.preload[%d]: name and path are required", i)
+		}
+		if len(c.Adapters.Dirs) == 0 {
+			bad("adapters.preload needs adapters.dirs (--adapter-dir): adapters load only from there")
+			break
+		}
 	}
 	if c.Sampling.ThinkingBudget < -1 {
 		bad("sampling.thinking_budget must be -1 (none) or a token count")

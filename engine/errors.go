@@ -15,6 +15,9 @@ const (
 	KindOverloaded                  // queue full: 503 with Retry-After
 	KindUnavailable                 // engine closed or loading: 503
 	KindInternal                    // llama.cpp failed: 500
+	KindNotFound                    // an unknown model or adapter: 404
+	KindForbidden                   // a path outside the allowed folders: 403
+	KindConflict                    // a name already in use: 409
 )
 
 // Error is a typed engine error.
@@ -33,6 +36,12 @@ func (e *Error) HTTPStatus() int {
 		return http.StatusBadRequest
 	case KindOverloaded, KindUnavailable:
 		return http.StatusServiceUnavailable
+	case KindNotFound:
+		return http.StatusNotFound
+	case KindForbidden:
+		return http.StatusForbidden
+	case KindConflict:
+		return http.StatusConflict
 	}
 	return http.StatusInternalServerError
 }
@@ -57,4 +66,9 @@ func Internal(format string, args ...any) *Error {
 func IsKind(err error, k Kind) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Kind == k
+}
+
+// Errorf builds an error of kind k.
+func Errorf(k Kind, param, format string, args ...any) *Error {
+	return &Error{Kind: k, Param: param, Message: fmt.Sprintf(format, args...)}
 }

@@ -54,6 +54,13 @@ func (s *Server) chatCompletions(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	uses, release, modelID, err := s.resolveModel(e, body.Model, body.Lora)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	defer release()
+	plan.req.Adapters, plan.model = uses, modelID
 	c.Header(headerSampling, plan.sampling.String())
 	s.log.Debug("chat request", zap.String("id", c.GetString(ctxRequestID)), zap.Bool("thinking", plan.thinking),
 		zap.String("sampling", plan.sampling.String()), zap.Int("max_tokens", plan.req.MaxTokens))
@@ -92,9 +99,6 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest) (*chatPlan,
 			return nil, apierror.BadRequest("n", "n must be between 1 and 16")
 		}
 		n = *body.N
-	}
-	if body.Model != "" && body.Model != e.Info().ID {
-		return nil, apierror.NotFound("model_not_found", fmt.Sprintf("model %q does not exist; GET /v1/models lists %q", body.Model, e.Info().ID))
 	}
 	var schema []byte
 	if rf := body.ResponseFormat; rf != nil && rf.Type != "" && rf.Type != "text" {

@@ -41,8 +41,17 @@ func (s *Server) completions(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	uses, release, model, err := s.resolveModel(e, body.Model, body.Lora)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	defer release()
+	for i := range reqs {
+		reqs[i].Adapters = uses
+	}
 	c.Header(headerSampling, params.String())
-	id, created, model := newID("cmpl-"), time.Now().Unix(), e.Info().ID
+	id, created := newID("cmpl-"), time.Now().Unix()
 	var w *sseWriter
 	var wmu sync.Mutex
 	if body.Stream {
@@ -180,9 +189,6 @@ func (s *Server) planCompletions(e engine.Engine, body *openai.CompletionRequest
 	}
 	if body.Prompt.Len() > 256 {
 		return nil, none, apierror.BadRequest("prompt", "at most 256 prompts per request")
-	}
-	if body.Model != "" && body.Model != e.Info().ID {
-		return nil, none, apierror.NotFound("model_not_found", fmt.Sprintf("model %q does not exist; GET /v1/models lists %q", body.Model, e.Info().ID))
 	}
 	if body.N != nil && *body.N != 1 {
 		return nil, none, apierror.BadRequest("n", "only n=1 is supported for completions; send the prompt several times in the prompt array")

@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
 
+	"github.com/qwen3-lora/qwen3-server/adapters"
 	"github.com/qwen3-lora/qwen3-server/configs"
 	"github.com/qwen3-lora/qwen3-server/engine"
 	"github.com/qwen3-lora/qwen3-server/server/apierror"
@@ -35,8 +36,9 @@ type Server struct {
 	endToks []int32
 	endErr  error
 
-	mu  sync.RWMutex
-	eng engine.Engine
+	mu       sync.RWMutex
+	eng      engine.Engine
+	registry *adapters.Registry
 
 	http     *http.Server
 	listener net.Listener
@@ -110,6 +112,9 @@ func (s *Server) routes() http.Handler {
 	v1.GET("/models", s.models)
 	v1.POST("/chat/completions", s.chatCompletions)
 	v1.POST("/completions", s.completions)
+	v1.GET("/adapters", s.listAdapters)
+	v1.POST("/adapters", s.loadAdapter)
+	v1.DELETE("/adapters/:name", s.unloadAdapter)
 	r.NoRoute(func(c *gin.Context) {
 		if c.Request.Method == http.MethodOptions {
 			c.Status(http.StatusNoContent)
@@ -148,7 +153,14 @@ func (s *Server) models(c *gin.Context) {
 		return
 	}
 	info := e.Info()
-	c.JSON(http.StatusOK, openai.ModelList{Object: "list", Data: []openai.Model{{
+	list := openai.ModelList{Object: "list", Data: []openai.Model{{
 		ID: info.ID, Object: "model", Created: s.started.Unix(), OwnedBy: "qwen3-server", MaxModelLen: info.ContextSize,
-	}}})
+	}}}
+	if reg := s.adapterRegistry(); reg != nil {
+		for _, a := range reg.List() {
+			parent := info.ID
+			list.Data = append(list.Data, openai.Model{ID: a.Name, Object: "model", Created: a.LoadedAt.Unix(), OwnedBy: "qwen3-server", Parent: &parent, MaxModelLen: info.ContextSize})
+		}
+	}
+	c.JSON(http.StatusOK, list)
 }

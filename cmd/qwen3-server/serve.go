@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/qwen3-lora/qwen3-server/adapters"
 	"github.com/qwen3-lora/qwen3-server/configs"
 	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
 	"github.com/qwen3-lora/qwen3-server/engine/scheduler"
@@ -78,6 +79,24 @@ func runServe(args []string) error {
 			// produces), because the reasoning parser, the thinking switch
 			// and tool calls depend on it. See README, "Chat template".
 			log.Warn("the model's chat template is not the official Qwen3 template; prompts are rendered with the built-in Qwen3 template")
+		}
+		if len(cfg.Adapters.Dirs) > 0 {
+			reg, err := adapters.NewRegistry(eng, cfg.Adapters.Dirs, cfg.Adapters.CacheDir, log.Named("adapters"))
+			if err != nil {
+				shutdown(srv, cfg, log)
+				return err
+			}
+			for _, p := range cfg.Adapters.Preload {
+				scale := p.Scale
+				if scale == 0 {
+					scale = 1
+				}
+				if _, err := reg.Load(p.Name, p.Path, scale); err != nil {
+					shutdown(srv, cfg, log)
+					return fmt.Errorf("adapters.preload %s: %w", p.Name, err)
+				}
+			}
+			srv.SetAdapters(reg)
 		}
 		srv.SetEngine(eng)
 		log.Info("ready", zap.String("url", "http://"+srv.Addr()))

@@ -80,6 +80,12 @@ func From(err error) *Error {
 			out.Type, out.Code, out.RetryAfter = "server_error", "overloaded", 1
 		case engine.KindUnavailable:
 			out.Type, out.Code, out.RetryAfter = "server_error", "unavailable", 5
+		case engine.KindNotFound:
+			out.Type, out.Code = "invalid_request_error", "not_found"
+		case engine.KindForbidden:
+			out.Type, out.Code = "permission_error", "forbidden"
+		case engine.KindConflict:
+			out.Type, out.Code = "invalid_request_error", "conflict"
 		default:
 			out.Type = "server_error"
 		}

@@ -32,6 +32,7 @@ type ChatRequest struct {
 	Think               json.RawMessage   `json:"think"`
 	ThinkingBudget      *int              `json:"thinking_budget"`
 	ToolChoice          json.RawMessage   `json:"tool_choice"`
+	Lora                []LoraRef         `json:"lora"`
 	ResponseFormat      *ResponseFormat   `json:"response_format"`
 }
 
@@ -43,6 +44,32 @@ type ResponseFormat struct {
 		Name   string          `json:"name"`
 		Schema json.RawMessage `json:"schema"`
 	} `json:"json_schema"`
+}
+
+// LoraRef names an adapter and its scale in a request's "lora" list
+// (llama-server's convention; scale defaults to the adapter's own).
+type LoraRef struct {
+	Name     string  `json:"name"`
+	Scale    float32 `json:"scale"`
+	ScaleSet bool    `json:"-"`
+}
+
+// UnmarshalJSON records whether scale was given.
+func (l *LoraRef) UnmarshalJSON(b []byte) error {
+	var v struct {
+		Name  string   `json:"name"`
+		Scale *float32 `json:"scale"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	l.Name = v.Name
+	if v.Scale != nil {
+		l.Scale, l.ScaleSet = *v.Scale, true
+	} else {
+		l.Scale = -1
+	}
+	return nil
 }
 
 // TemplateKwargs is chat_template_kwargs.

@@ -26,7 +26,8 @@ type CompletionRequest struct {
 	Logprobs         *int           `json:"logprobs"`
 	// IgnoreEOS keeps generating past end-of-generation tokens (vLLM's
 	// extension; benchmarks use it to get fixed output lengths).
-	IgnoreEOS bool `json:"ignore_eos"`
+	IgnoreEOS bool      `json:"ignore_eos"`
+	Lora      []LoraRef `json:"lora"`
 }
 
 // Prompts is "prompt": a string, an array of strings (a batch), an array of

@@ -1,0 +1,249 @@
+package adapters
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/qwen3-lora/qwen3-server/engine"
+)
+
+// Registry holds the adapters loaded at run time, by name. Paths must lie
+// inside the configured adapter folders (after following symlinks): the API
+// must never read arbitrary files. PEFT folders are converted to GGUF once
+// and cached by content hash.
+type Registry struct {
+	loader   engine.AdapterLoader
+	roots    []string
+	cacheDir string
+	log      *zap.Logger
+
+	mu     sync.Mutex
+	byName map[string]*entry
+}
+
+type entry struct {
+	Entry
+	handle engine.Adapter
+	closed bool
+}
+
+// Entry describes a loaded adapter (GET /v1/adapters).
+type Entry struct {
+	Name          string    `json:"name"`
+	Source        string    `json:"path"`
+	Format        string    `json:"format"` // gguf or peft
+	GGUF          string    `json:"gguf"`
+	Rank          int       `json:"rank,omitempty"`
+	Alpha         float64   `json:"alpha,omitempty"`
+	TargetModules []string  `json:"target_modules,omitempty"`
+	SizeBytes     int64     `json:"size_bytes"`
+	Scale         float32   `json:"scale"`
+	State         string    `json:"state"` // loaded, unloading
+	InFlight      int       `json:"requests_in_flight"`
+	LoadedAt      time.Time `json:"loaded_at"`
+	LastUsed      time.Time `json:"last_used,omitempty"`
+}
+
+// NewRegistry makes a registry; roots are the allowed adapter folders.
+func NewRegistry(loader engine.AdapterLoader, roots []string, cacheDir string, log *zap.Logger) (*Registry, error) {
+	r := &Registry{loader: loader, cacheDir: cacheDir, log: log, byName: map[string]*entry{}}
+	if log == nil {
+		r.log = zap.NewNop()
+	}
+	for _, d := range roots {
+		abs, err := filepath.Abs(d)
+		if err == nil {
+			abs, err = filepath.EvalSymlinks(abs)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("adapter folder %s: %w", d, err)
+		}
+		r.roots = append(r.roots, abs)
+	}
+	if cacheDir == "" && len(r.roots) > 0 {
+		r.cacheDir = filepath.Join(os.TempDir(), "qwen3-server-adapters")
+	}
+	return r, nil
+}
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// resolve checks that path lies inside an adapter folder.
+func (r *Registry) resolve(path string) (string, error) {
+	if len(r.roots) == 0 {
+		return "", engine.Errorf(engine.KindForbidden, "path", "no adapter folder is configured (--adapter-dir): loading adapters through the API is off")
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(r.roots[0], path)
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return "", engine.Errorf(engine.KindNotFound, "path", "adapter path %s does not exist", path)
+		}
+		return "", engine.Errorf(engine.KindInvalid, "path", "adapter path %s: %v", path, err)
+	}
+	for _, root := range r.roots {
+		if real == root || strings.HasPrefix(real, root+string(filepath.Separator)) {
+			return real, nil
+		}
+	}
+	return "", engine.Errorf(engine.KindForbidden, "path", "adapter path %s is outside the adapter folders", path)
+}
+
+// Load loads an adapter under name from path (a GGUF LoRA file or a PEFT
+// folder). scale is its default scale.
+func (r *Registry) Load(name, path string, scale float32) (*Entry, error) {
+	if !validName.MatchString(name) {
+		return nil, engine.Invalid("name", "adapter name %q: use letters, digits, '.', '_' or '-' (at most 128)", name)
+	}
+	real, err := r.resolve(path)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	_, exists := r.byName[name]
+	r.mu.Unlock()
+	if exists {
+		return nil, engine.Errorf(engine.KindConflict, "name", "an adapter named %q is already loaded; DELETE it first", name)
+	}
+	e := Entry{Name: name, Source: real, Scale: scale, State: "loaded", LoadedAt: time.Now()}
+	st, err := os.Stat(real)
+	if err != nil {
+		return nil, engine.Errorf(engine.KindNotFound, "path", "%v", err)
+	}
+	if st.IsDir() {
+		e.Format = "peft"
+		gg, info, err := r.convert(real)
+		if err != nil {
+			return nil, engine.Invalid("path", "PEFT adapter %s: %v", real, err)
+		}
+		e.GGUF, e.Rank, e.Alpha, e.TargetModules = gg, info.Rank, info.Alpha, info.TargetModules
+	} else {
+		e.Format, e.GGUF = "gguf", real
+	}
+	if gs, err := os.Stat(e.GGUF); err == nil {
+		e.SizeBytes = gs.Size()
+	}
+	h, err := r.loader.LoadAdapter(e.GGUF)
+	if err != nil {
+		return nil, engine.Invalid("path", "%v", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, exists := r.byName[name]; exists { // lost a race with another load
+		h.Close()
+		return nil, engine.Errorf(engine.KindConflict, "name", "an adapter named %q is already loaded", name)
+	}
+	r.byName[name] = &entry{Entry: e, handle: h}
+	r.log.Info("adapter loaded", zap.String("name", name), zap.String("path", real), zap.String("format", e.Format))
+	out := e
+	return &out, nil
+}
+
+// convert turns a PEFT folder into a cached GGUF named by the hash of the
+// folder's two files.
+func (r *Registry) convert(dir string) (string, *Info, error) {
+	h := sha256.New()
+	for _, f := range []string{"adapter_config.json", "adapter_model.safetensors"} {
+		fh, err := os.Open(filepath.Join(dir, f))
+		if err != nil {
+			return "", nil, err
+		}
+		_, err = io.Copy(h, fh)
+		fh.Close()
+		if err != nil {
+			return "", nil, err
+		}
+	}
+	if err := os.MkdirAll(r.cacheDir, 0o755); err != nil {
+		return "", nil, err
+	}
+	out := filepath.Join(r.cacheDir, hex.EncodeToString(h.Sum(nil))[:32]+".gguf")
+	info, err := ConvertPEFT(dir, out+".part")
+	if err != nil {
+		return "", nil, err
+	}
+	if err := os.Rename(out+".part", out); err != nil {
+		return "", nil, err
+	}
+	return out, info, nil
+}
+
+// Unload removes the adapter: later requests naming it get 404, requests
+// in flight finish with it, and it is freed after the last one.
+func (r *Registry) Unload(name string) error {
+	r.mu.Lock()
+	e, ok := r.byName[name]
+	if !ok {
+		r.mu.Unlock()
+		return engine.Errorf(engine.KindNotFound, "name", "no adapter named %q", name)
+	}
+	delete(r.byName, name)
+	e.State = "unloading"
+	free := e.InFlight == 0 && !e.closed
+	if free {
+		e.closed = true
+	}
+	r.mu.Unlock()
+	if free {
+		e.handle.Close()
+	}
+	r.log.Info("adapter unloaded", zap.String("name", name))
+	return nil
+}
+
+// Acquire returns the adapter for a request and a release function the
+// request must call when it ends. scale < 0 means the adapter's default.
+func (r *Registry) Acquire(name string, scale float32) (engine.AdapterUse, func(), error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.byName[name]
+	if !ok {
+		return engine.AdapterUse{}, nil, engine.Errorf(engine.KindNotFound, "model", "no adapter or model named %q; GET /v1/models lists them", name)
+	}
+	e.InFlight++
+	e.LastUsed = time.Now()
+	if scale < 0 {
+		scale = e.Scale
+	}
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			r.mu.Lock()
+			e.InFlight--
+			free := e.State == "unloading" && e.InFlight == 0 && !e.closed
+			if free {
+				e.closed = true
+			}
+			r.mu.Unlock()
+			if free {
+				e.handle.Close()
+			}
+		})
+	}
+	return engine.AdapterUse{Adapter: e.handle, Scale: scale}, release, nil
+}
+
+// List returns the loaded adapters, by name.
+func (r *Registry) List() []Entry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Entry, 0, len(r.byName))
+	for _, e := range r.byName {
+		out = append(out, e.Entry)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
