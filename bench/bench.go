@@ -162,6 +162,11 @@ func rawLoop(o Options, lctx *llamacpp.Context, n int, prompts [][]int32) (Row, 
 }
 
 func schedRun(o Options, lctx *llamacpp.Context, n int, prompts [][]int32, row *Row, log *zap.Logger) error {
+	return schedRunWith(o, lctx, n, prompts, row, log, nil)
+}
+
+// schedRunWith is schedRun with per-request adapters (nil: base model).
+func schedRunWith(o Options, lctx *llamacpp.Context, n int, prompts [][]int32, row *Row, log *zap.Logger, uses func(i int) []engine.AdapterUse) error {
 	e := scheduler.NewWithContext(o.Model, lctx, scheduler.Options{
 		ContextSize: o.PromptLen + o.GenLen + 8, Parallel: n, BatchSize: o.BatchSize, QueueSize: n,
 	}, log)
@@ -175,9 +180,11 @@ func schedRun(o Options, lctx *llamacpp.Context, n int, prompts [][]int32, row *
 		go func() {
 			defer wg.Done()
 			stamps[i] = make([]time.Time, 0, o.GenLen)
-			results[i], errs[i] = e.Generate(context.Background(), &engine.Request{
-				PromptTokens: prompts[i], MaxTokens: o.GenLen, IgnoreEOS: true, Sampling: o.Sampling,
-			}, func(engine.Chunk) error {
+			req := &engine.Request{PromptTokens: prompts[i], MaxTokens: o.GenLen, IgnoreEOS: true, Sampling: o.Sampling}
+			if uses != nil {
+				req.Adapters = uses(i)
+			}
+			results[i], errs[i] = e.Generate(context.Background(), req, func(engine.Chunk) error {
 				stamps[i] = append(stamps[i], time.Now())
 				return nil
 			})
@@ -240,4 +247,52 @@ func Markdown(rows []Row) string {
 // RawLoop measures the raw loop alone for n sequences (random prompts).
 func RawLoop(o Options, n int) (Row, error) {
 	return rawLoop(o, o.Context, n, randomPrompts(o.Model, n, o.PromptLen))
+}
+
+// AdapterRow compares decode with adapters against the base.
+type AdapterRow struct {
+	Name     string
+	N        int
+	Base     float64 // tok/s total, base model
+	Adapter  float64 // tok/s total, with adapters
+	Slowdown float64 // 1 - Adapter/Base
+}
+
+// RunAdapters measures, through the scheduler: one adapter against the base
+// at 1 and 16 sequences, and len(as) adapters × (16/len(as)) streams
+// against one adapter × 16 streams.
+func RunAdapters(o Options, as []engine.Adapter, log *zap.Logger) ([]AdapterRow, error) {
+	one := func(int) []engine.AdapterUse { return []engine.AdapterUse{{Adapter: as[0], Scale: 1}} }
+	mixed := func(i int) []engine.AdapterUse { return []engine.AdapterUse{{Adapter: as[i%len(as)], Scale: 1}} }
+	run := func(n int, uses func(int) []engine.AdapterUse) (float64, error) {
+		var row Row
+		if err := schedRunWith(o, o.Context, n, randomPrompts(o.Model, n, o.PromptLen), &row, log, uses); err != nil {
+			return 0, err
+		}
+		return row.SchedDecodeTotal, nil
+	}
+	var rows []AdapterRow
+	for _, n := range []int{1, 16} {
+		base, err := run(n, nil)
+		if err != nil {
+			return rows, err
+		}
+		with, err := run(n, one)
+		if err != nil {
+			return rows, err
+		}
+		rows = append(rows, AdapterRow{Name: "1 adapter vs base", N: n, Base: base, Adapter: with, Slowdown: 1 - with/base})
+	}
+	if len(as) > 1 {
+		single, err := run(16, one)
+		if err != nil {
+			return rows, err
+		}
+		mix, err := run(16, mixed)
+		if err != nil {
+			return rows, err
+		}
+		rows = append(rows, AdapterRow{Name: fmt.Sprintf("%d adapters x %d streams vs 1 adapter x 16", len(as), 16/len(as)), N: 16, Base: single, Adapter: mix, Slowdown: 1 - mix/single})
+	}
+	return rows, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 
+	"github.com/qwen3-lora/qwen3-server/adapters"
 	"github.com/qwen3-lora/qwen3-server/bench"
 	"github.com/qwen3-lora/qwen3-server/configs"
 	"github.com/qwen3-lora/qwen3-server/engine"
@@ -37,6 +39,7 @@ func runBench(args []string) error {
 	peerURL := fs.String("peer-url", "", "with --http: also measure this OpenAI-compatible server (e.g. http://127.0.0.1:11434/v1 for Ollama)")
 	peerModel := fs.String("peer-model", "", "model name on the peer server")
 	peerName := fs.String("peer-name", "peer", "name of the peer in the table")
+	nAdapters := fs.Int("adapters", 0, "measure LoRA adapters instead: this many random rank-16 adapters on all seven projections")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -87,6 +90,9 @@ func runBench(args []string) error {
 	}
 	defer lctx.Close()
 	opts.Context = lctx
+	if *nAdapters > 0 {
+		return runAdapterBench(opts, m, *nAdapters, log, device, *out)
+	}
 	if *httpMode {
 		return runHTTPBench(opts, log, device, m.Desc(), *out, *peerURL, *peerModel, *peerName)
 	}
@@ -160,6 +166,61 @@ func runHTTPBench(o bench.Options, log *zap.Logger, device, desc, out, peerURL, 
 		b.WriteString("\n")
 	}
 	b.WriteString("\n" + idle)
+	fmt.Print(b.String())
+	if out != "" {
+		return os.WriteFile(out, []byte(b.String()), 0o644)
+	}
+	return nil
+}
+
+// runAdapterBench generates random rank-16 PEFT adapters for the model's
+// shape on all seven projections, converts and loads them, and compares
+// decoding with them against the base.
+func runAdapterBench(o bench.Options, m *llamacpp.Model, n int, log *zap.Logger, device, out string) error {
+	meta := func(k string) int {
+		v, _ := m.Meta("qwen3." + k)
+		i, _ := strconv.Atoi(v)
+		return i
+	}
+	headDim := meta("attention.key_length")
+	dims := adapters.Dims{Layers: m.NLayer(), Hidden: m.NEmbd(), QDim: meta("attention.head_count") * headDim,
+		KVDim: meta("attention.head_count_kv") * headDim, FFN: meta("feed_forward_length")}
+	tmp, err := os.MkdirTemp("", "bench-adapters")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	var as []engine.Adapter
+	var size int64
+	for i := 0; i < n; i++ {
+		dir := filepath.Join(tmp, fmt.Sprintf("a%d", i))
+		p := adapters.RandomPEFT{Dims: dims, Rank: 16, Alpha: 32, DType: "BF16", Seed: uint64(i + 1), Scale: 0.01,
+			Targets: []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}}
+		if err := p.Write(dir); err != nil {
+			return err
+		}
+		gg := dir + ".gguf"
+		if _, err := adapters.ConvertPEFT(dir, gg); err != nil {
+			return err
+		}
+		st, _ := os.Stat(gg)
+		size = st.Size()
+		a, err := llamacpp.LoadAdapter(m, gg)
+		if err != nil {
+			return err
+		}
+		as = append(as, scheduler.AdapterFrom(a))
+	}
+	rows, err := bench.RunAdapters(o, as, log)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "device: %s; model: %s; adapters: rank 16, q/k/v/o/gate/up/down, %.0f MB each (F32 GGUF); prompt %d, generated %d\n\n", device, m.Desc(), float64(size)/1e6, o.PromptLen, o.GenLen)
+	b.WriteString("| comparison | N | reference tok/s | with adapters tok/s | slowdown |\n| --- | ---: | ---: | ---: | ---: |\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.1f%% |\n", r.Name, r.N, r.Base, r.Adapter, 100*r.Slowdown)
+	}
 	fmt.Print(b.String())
 	if out != "" {
 		return os.WriteFile(out, []byte(b.String()), 0o644)

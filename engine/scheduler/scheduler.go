@@ -273,6 +273,10 @@ func libDirForMessage(d string) string {
 // Adapter is a LoRA adapter loaded by this engine.
 type Adapter struct{ a *llamacpp.Adapter }
 
+// AdapterFrom wraps an adapter loaded with llamacpp.LoadAdapter on this
+// engine's model (the bench command loads adapters once for several engines).
+func AdapterFrom(a *llamacpp.Adapter) engine.Adapter { return &Adapter{a: a} }
+
 // Close frees the adapter; the caller makes sure no request uses it.
 func (a *Adapter) Close() { a.a.Close() }
 
