@@ -28,6 +28,10 @@ type Registry struct {
 	cacheDir string
 	log      *zap.Logger
 
+	// MaxLoaded caps the loaded adapters (0: no cap). Loading one more
+	// evicts the least recently used adapter that no request is using.
+	MaxLoaded int
+
 	mu     sync.Mutex
 	byName map[string]*entry
 }
@@ -136,6 +140,9 @@ func (r *Registry) Load(name, path string, scale float32) (*Entry, error) {
 	if gs, err := os.Stat(e.GGUF); err == nil {
 		e.SizeBytes = gs.Size()
 	}
+	if err := r.makeRoom(); err != nil {
+		return nil, err
+	}
 	h, err := r.loader.LoadAdapter(e.GGUF)
 	if err != nil {
 		return nil, engine.Invalid("path", "%v", err)
@@ -150,6 +157,45 @@ func (r *Registry) Load(name, path string, scale float32) (*Entry, error) {
 	r.log.Info("adapter loaded", zap.String("name", name), zap.String("path", real), zap.String("format", e.Format))
 	out := e
 	return &out, nil
+}
+
+// makeRoom evicts least-recently-used idle adapters until one more fits
+// under MaxLoaded.
+func (r *Registry) makeRoom() error {
+	if r.MaxLoaded <= 0 {
+		return nil
+	}
+	for {
+		r.mu.Lock()
+		if len(r.byName) < r.MaxLoaded {
+			r.mu.Unlock()
+			return nil
+		}
+		var victim *entry
+		for _, e := range r.byName {
+			if e.InFlight > 0 {
+				continue
+			}
+			if victim == nil || lastUse(e).Before(lastUse(victim)) {
+				victim = e
+			}
+		}
+		r.mu.Unlock()
+		if victim == nil {
+			return &engine.Error{Kind: engine.KindOverloaded, Param: "name", Message: fmt.Sprintf("all %d loaded adapters are in use (adapters.max_loaded); retry later", r.MaxLoaded)}
+		}
+		r.log.Info("evicting the least recently used adapter", zap.String("name", victim.Name))
+		if err := r.Unload(victim.Name); err != nil {
+			return err
+		}
+	}
+}
+
+func lastUse(e *entry) time.Time {
+	if e.LastUsed.IsZero() {
+		return e.LoadedAt
+	}
+	return e.LastUsed
 }
 
 // convert turns a PEFT folder into a cached GGUF named by the hash of the

@@ -29,9 +29,10 @@ type Config struct {
 // AdaptersConfig: where LoRA adapters may be loaded from, and which to
 // load at start-up.
 type AdaptersConfig struct {
-	Dirs     []string         `mapstructure:"dirs"`
-	CacheDir string           `mapstructure:"cache_dir"`
-	Preload  []AdapterPreload `mapstructure:"preload"`
+	Dirs      []string         `mapstructure:"dirs"`
+	CacheDir  string           `mapstructure:"cache_dir"`
+	MaxLoaded int              `mapstructure:"max_loaded"`
+	Preload   []AdapterPreload `mapstructure:"preload"`
 }
 
 // AdapterPreload is one adapter loaded at start-up.
@@ -120,6 +121,7 @@ var defaults = map[string]any{
 	"engine.queue_size":                 64,
 	"adapters.dirs":                     []string{},
 	"adapters.cache_dir":                "",
+	"adapters.max_loaded":               8,
 	"adapters.preload":                  []any{},
 	"sampling.enable_thinking":          true,
 	"sampling.thinking_budget":          -1,

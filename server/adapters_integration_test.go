@@ -129,3 +129,32 @@ func TestUnloadDuringStream(t *testing.T) {
 		t.Fatalf("second delete: %d", w.Code)
 	}
 }
+
+func TestAdapterLRUEviction(t *testing.T) {
+	s, root := adapterServer(t)
+	reg := s.adapterRegistry()
+	reg.MaxLoaded = 2
+	p := adapters.RandomPEFT{Dims: adapters.Dims{Layers: 2, Hidden: 64, QDim: 64, KVDim: 32, FFN: 192}, Rank: 2, Alpha: 2, DType: "F32", Seed: 9, Scale: 0.1, Targets: []string{"q_proj"}}
+	if err := p.Write(filepath.Join(root, "third")); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"medical", "chat"} {
+		if w := do(s, "POST", "/v1/adapters", `{"name":"`+n+`","path":"`+n+`"}`); w.Code != 201 {
+			t.Fatalf("%s: %d %s", n, w.Code, w.Body)
+		}
+	}
+	// use medical, so chat is the least recently used
+	if _, code := completionText(t, s, `{"model":"medical","prompt":"x","max_tokens":1}`); code != 200 {
+		t.Fatal(code)
+	}
+	if w := do(s, "POST", "/v1/adapters", `{"name":"third","path":"third"}`); w.Code != 201 {
+		t.Fatalf("third: %d %s", w.Code, w.Body)
+	}
+	var names []string
+	for _, e := range reg.List() {
+		names = append(names, e.Name)
+	}
+	if strings.Join(names, ",") != "medical,third" {
+		t.Fatalf("after eviction: %v", names)
+	}
+}

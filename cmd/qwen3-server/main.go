@@ -4,6 +4,7 @@
 //	serve   run the server
 //	model   generate test and benchmark models (random or chain weights)
 //	bench   measure the engine: raw decode loop against the scheduler
+//	quantize  llama.cpp's quantizer (Q8_0, Q4_K_M, …)
 //	version print the version
 package main
 
@@ -21,6 +22,7 @@ Usage:
   qwen3-server model random --shape tiny|qwen3-4b --tokenizer DIR --out FILE
   qwen3-server model chain --tokenizer DIR --out FILE               deterministic test model
   qwen3-server bench --model FILE [--parallel 1,4,16,64] [flags]     raw loop vs scheduler
+  qwen3-server quantize --in F16.gguf --out OUT.gguf --type Q4_K_M   llama.cpp's quantizer
   qwen3-server version
 
 Run "qwen3-server COMMAND --help" for a command's flags.
@@ -39,6 +41,8 @@ func main() {
 		err = runModel(os.Args[2:])
 	case "bench":
 		err = runBench(os.Args[2:])
+	case "quantize":
+		err = runQuantize(os.Args[2:])
 	case "version", "--version":
 		fmt.Println("qwen3-server", version)
 	case "help", "-h", "--help":

@@ -86,6 +86,7 @@ func runServe(args []string) error {
 				shutdown(srv, cfg, log)
 				return err
 			}
+			reg.MaxLoaded = cfg.Adapters.MaxLoaded
 			for _, p := range cfg.Adapters.Preload {
 				scale := p.Scale
 				if scale == 0 {

@@ -112,3 +112,28 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		fmt.Fprintf(os.Stderr, "%v -> %s", args[1:], out)
 	}
 }
+
+// TestQuantize quantizes the tiny model and serves the result.
+func TestQuantize(t *testing.T) {
+	root := testutil.RepoRoot(t)
+	bin := filepath.Join(root, "bin", "qwen3-server")
+	for _, typ := range []string{"Q8_0", "Q4_K_M"} {
+		out := filepath.Join(t.TempDir(), typ+".gguf")
+		b, err := exec.Command(bin, "quantize", "--in", testutil.Model(t, "tiny-random.gguf"), "--out", out, "--type", typ).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", typ, err, b)
+		}
+		st, _ := os.Stat(out)
+		orig, _ := os.Stat(testutil.Model(t, "tiny-random.gguf"))
+		if st == nil || st.Size() >= orig.Size() {
+			t.Fatalf("%s: output not smaller than the F16 input", typ)
+		}
+		b, err = exec.Command(bin, "bench", "--model", out, "--gpu-layers", "0", "--parallel", "1", "--prompt-len", "8", "--gen-len", "4", "--batch-size", "64").CombinedOutput()
+		if err != nil || !strings.Contains(string(b), "| 1 |") {
+			t.Fatalf("%s model does not run: %v\n%s", typ, err, b)
+		}
+	}
+	if b, err := exec.Command(bin, "quantize", "--in", testutil.Model(t, "tiny-random.gguf"), "--out", filepath.Join(t.TempDir(), "x.gguf"), "--type", "Q9").CombinedOutput(); err == nil || !strings.Contains(string(b), "unknown quantization") {
+		t.Fatalf("bad type accepted: %s", b)
+	}
+}
