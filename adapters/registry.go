@@ -57,6 +57,7 @@ type Entry struct {
 	InFlight      int       `json:"requests_in_flight"`
 	LoadedAt      time.Time `json:"loaded_at"`
 	LastUsed      time.Time `json:"last_used,omitempty"`
+	Manifest      *Manifest `json:"manifest,omitempty"`
 }
 
 // NewRegistry makes a registry; roots are the allowed adapter folders.
@@ -136,6 +137,9 @@ func (r *Registry) Load(name, path string, scale float32) (*Entry, error) {
 		e.GGUF, e.Rank, e.Alpha, e.TargetModules = gg, info.Rank, info.Alpha, info.TargetModules
 	} else {
 		e.Format, e.GGUF = "gguf", real
+	}
+	if e.Manifest, err = loadManifest(manifestPath(real, st.IsDir())); err != nil {
+		return nil, engine.Invalid("path", "adapter manifest: %v", err)
 	}
 	if gs, err := os.Stat(e.GGUF); err == nil {
 		e.SizeBytes = gs.Size()
@@ -250,14 +254,15 @@ func (r *Registry) Unload(name string) error {
 	return nil
 }
 
-// Acquire returns the adapter for a request and a release function the
-// request must call when it ends. scale < 0 means the adapter's default.
-func (r *Registry) Acquire(name string, scale float32) (engine.AdapterUse, func(), error) {
+// Acquire returns the adapter for a request, its manifest (nil if none)
+// and a release function the request must call when it ends. scale < 0
+// means the adapter's default.
+func (r *Registry) Acquire(name string, scale float32) (engine.AdapterUse, *Manifest, func(), error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.byName[name]
 	if !ok {
-		return engine.AdapterUse{}, nil, engine.Errorf(engine.KindNotFound, "model", "no adapter or model named %q; GET /v1/models lists them", name)
+		return engine.AdapterUse{}, nil, nil, engine.Errorf(engine.KindNotFound, "model", "no adapter or model named %q; GET /v1/models lists them", name)
 	}
 	e.InFlight++
 	e.LastUsed = time.Now()
@@ -279,7 +284,7 @@ func (r *Registry) Acquire(name string, scale float32) (engine.AdapterUse, func(
 			}
 		})
 	}
-	return engine.AdapterUse{Adapter: e.handle, Scale: scale}, release, nil
+	return engine.AdapterUse{Adapter: e.handle, Scale: scale}, e.Manifest, release, nil
 }
 
 // List returns the loaded adapters, by name.

@@ -12,14 +12,14 @@ import (
 // Params is a partial set of sampling parameters: nil means "not set here,
 // ask the next layer down".
 type Params struct {
-	Temperature      *float32 `json:"temperature,omitempty" mapstructure:"temperature"`
-	TopP             *float32 `json:"top_p,omitempty" mapstructure:"top_p"`
-	TopK             *int     `json:"top_k,omitempty" mapstructure:"top_k"`
-	MinP             *float32 `json:"min_p,omitempty" mapstructure:"min_p"`
-	PresencePenalty  *float32 `json:"presence_penalty,omitempty" mapstructure:"presence_penalty"`
-	FrequencyPenalty *float32 `json:"frequency_penalty,omitempty" mapstructure:"frequency_penalty"`
-	RepeatPenalty    *float32 `json:"repeat_penalty,omitempty" mapstructure:"repeat_penalty"`
-	Seed             *uint32  `json:"seed,omitempty" mapstructure:"seed"`
+	Temperature      *float32 `json:"temperature,omitempty" mapstructure:"temperature" yaml:"temperature,omitempty"`
+	TopP             *float32 `json:"top_p,omitempty" mapstructure:"top_p" yaml:"top_p,omitempty"`
+	TopK             *int     `json:"top_k,omitempty" mapstructure:"top_k" yaml:"top_k,omitempty"`
+	MinP             *float32 `json:"min_p,omitempty" mapstructure:"min_p" yaml:"min_p,omitempty"`
+	PresencePenalty  *float32 `json:"presence_penalty,omitempty" mapstructure:"presence_penalty" yaml:"presence_penalty,omitempty"`
+	FrequencyPenalty *float32 `json:"frequency_penalty,omitempty" mapstructure:"frequency_penalty" yaml:"frequency_penalty,omitempty"`
+	RepeatPenalty    *float32 `json:"repeat_penalty,omitempty" mapstructure:"repeat_penalty" yaml:"repeat_penalty,omitempty"`
+	Seed             *uint32  `json:"seed,omitempty" mapstructure:"seed" yaml:"seed,omitempty"`
 }
 
 func f32(v float32) *float32 { return &v }

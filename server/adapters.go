@@ -30,7 +30,10 @@ func (s *Server) adapterRegistry() *adapters.Registry {
 // "base:adapter" as vLLM and SGLang write it) and its optional "lora" list
 // (llama-server's convention, for scales and stacking) to adapters. The
 // returned release must be called when the request ends.
-func (s *Server) resolveModel(e engine.Engine, model string, lora []openai.LoraRef) ([]engine.AdapterUse, func(), string, error) {
+//
+// The manifest returned is the adapter.yaml of the adapter named by
+// "model" (nil for the base or when it has none).
+func (s *Server) resolveModel(e engine.Engine, model string, lora []openai.LoraRef) ([]engine.AdapterUse, *adapters.Manifest, func(), string, error) {
 	base := e.Info().ID
 	var names []openai.LoraRef
 	switch {
@@ -39,18 +42,20 @@ func (s *Server) resolveModel(e engine.Engine, model string, lora []openai.LoraR
 		names = append(names, openai.LoraRef{Name: strings.TrimPrefix(model, base+":"), Scale: -1})
 	default:
 		if s.adapterRegistry() == nil {
-			return nil, nil, "", apierror.NotFound("model_not_found", fmt.Sprintf("model %q does not exist; GET /v1/models lists %q", model, base))
+			return nil, nil, nil, "", apierror.NotFound("model_not_found", fmt.Sprintf("model %q does not exist; GET /v1/models lists %q", model, base))
 		}
 		names = append(names, openai.LoraRef{Name: model, Scale: -1})
 	}
+	fromModel := len(names) > 0
 	names = append(names, lora...)
 	if len(names) == 0 {
-		return nil, func() {}, base, nil
+		return nil, nil, func() {}, base, nil
 	}
 	reg := s.adapterRegistry()
 	if reg == nil {
-		return nil, nil, "", apierror.BadRequest("lora", "this server has no adapters (start it with --adapter-dir)")
+		return nil, nil, nil, "", apierror.BadRequest("lora", "this server has no adapters (start it with --adapter-dir)")
 	}
+	var manifest *adapters.Manifest
 	var uses []engine.AdapterUse
 	var releases []func()
 	releaseAll := func() {
@@ -60,10 +65,13 @@ func (s *Server) resolveModel(e engine.Engine, model string, lora []openai.LoraR
 	}
 	for _, n := range names {
 		// A negative scale means "the adapter's default" (no scale given).
-		use, release, err := reg.Acquire(n.Name, n.Scale)
+		use, m, release, err := reg.Acquire(n.Name, n.Scale)
 		if err != nil {
 			releaseAll()
-			return nil, nil, "", err
+			return nil, nil, nil, "", err
+		}
+		if fromModel && len(uses) == 0 {
+			manifest = m
 		}
 		uses = append(uses, use)
 		releases = append(releases, release)
@@ -72,7 +80,7 @@ func (s *Server) resolveModel(e engine.Engine, model string, lora []openai.LoraR
 	if id == "" {
 		id = base
 	}
-	return uses, releaseAll, id, nil
+	return uses, manifest, releaseAll, id, nil
 }
 
 func (s *Server) listAdapters(c *gin.Context) {

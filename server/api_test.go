@@ -4,8 +4,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/qwen3-lora/qwen3-server/adapters"
+	"github.com/qwen3-lora/qwen3-server/engine"
 
 	"github.com/qwen3-lora/qwen3-server/configs"
 	"github.com/qwen3-lora/qwen3-server/engine/fake"
@@ -199,5 +204,55 @@ func TestAuthCORSAndMetrics(t *testing.T) {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %q:\n%s", want, m)
 		}
+	}
+}
+
+type dummyAdapter struct{}
+
+func (dummyAdapter) Close() {}
+
+type fakeLoader struct{}
+
+func (fakeLoader) LoadAdapter(string) (engine.Adapter, error) { return dummyAdapter{}, nil }
+
+// An adapter's adapter.yaml supplies its thinking default, system prompt
+// and sampling, between the request's fields and the mode presets.
+func TestAdapterManifest(t *testing.T) {
+	f := fake.New("a")
+	s := fakeServer(f)
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "med.gguf"), []byte("GGUF"), 0o644)
+	os.WriteFile(filepath.Join(root, "med.adapter.yaml"), []byte("enable_thinking: false\nsystem_prompt: 你是医学专家。\nsampling:\n  temperature: 0.3\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "bad.gguf"), []byte("GGUF"), 0o644)
+	os.WriteFile(filepath.Join(root, "bad.adapter.yaml"), []byte("temprature: 1\n"), 0o644)
+	reg, err := adapters.NewRegistry(fakeLoader{}, []string{root}, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetAdapters(reg)
+	if w := do(s, "POST", "/v1/adapters", `{"name":"med","path":"med.gguf"}`); w.Code != 201 || !strings.Contains(w.Body.String(), `"system_prompt"`) {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	if w := do(s, "POST", "/v1/adapters", `{"name":"bad","path":"bad.gguf"}`); w.Code != 400 || !strings.Contains(w.Body.String(), "temprature") {
+		t.Fatalf("bad manifest: %d %s", w.Code, w.Body)
+	}
+	w := post(t, s, `{"model":"med","messages":[{"role":"user","content":"头痛"}]}`)
+	got := f.Requests[len(f.Requests)-1]
+	if w.Code != 200 || !strings.HasPrefix(got.Prompt, "<|im_start|>system\n你是医学专家。<|im_end|>\n") || !strings.HasSuffix(got.Prompt, "<think>\n\n</think>\n\n") {
+		t.Fatalf("%d prompt %q", w.Code, got.Prompt)
+	}
+	if h := w.Header().Get(headerSampling); !strings.Contains(h, "temperature=0.3 top_p=0.8") {
+		t.Fatalf("manifest sampling over the non-thinking preset: %s", h)
+	}
+	// the request still wins
+	w = post(t, s, `{"model":"med","messages":[{"role":"system","content":"mine"},{"role":"user","content":"x"}],"temperature":0.9,"enable_thinking":true}`)
+	got = f.Requests[len(f.Requests)-1]
+	if !strings.Contains(w.Header().Get(headerSampling), "temperature=0.9 top_p=0.95") || strings.Contains(got.Prompt, "医学") || strings.HasSuffix(got.Prompt, "</think>\n\n") {
+		t.Fatalf("%s %q", w.Header().Get(headerSampling), got.Prompt)
+	}
+	// the base model is unaffected
+	post(t, s, `{"messages":[{"role":"user","content":"x"}]}`)
+	if got = f.Requests[len(f.Requests)-1]; strings.Contains(got.Prompt, "医学") || len(got.Adapters) != 0 {
+		t.Fatalf("base: %+v", got)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
 
+	"github.com/qwen3-lora/qwen3-server/adapters"
 	"github.com/qwen3-lora/qwen3-server/engine"
 	"github.com/qwen3-lora/qwen3-server/qwen3"
 	"github.com/qwen3-lora/qwen3-server/sampling"
@@ -49,17 +50,17 @@ func (s *Server) chatCompletions(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	plan, err := s.planChat(e, &body)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	uses, release, modelID, err := s.resolveModel(e, body.Model, body.Lora)
+	uses, manifest, release, modelID, err := s.resolveModel(e, body.Model, body.Lora)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	defer release()
+	plan, err := s.planChat(e, &body, manifest)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	plan.req.Adapters, plan.model = uses, modelID
 	c.Header(headerSampling, plan.sampling.String())
 	s.log.Debug("chat request", zap.String("id", c.GetString(ctxRequestID)), zap.Bool("thinking", plan.thinking),
@@ -89,7 +90,10 @@ func decodeJSON(c *gin.Context, dst any) error {
 	return nil
 }
 
-func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest) (*chatPlan, error) {
+func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest, manifest *adapters.Manifest) (*chatPlan, error) {
+	if manifest == nil {
+		manifest = &adapters.Manifest{}
+	}
 	if len(body.Messages) == 0 {
 		return nil, apierror.BadRequest("messages", "messages must be a non-empty array")
 	}
@@ -132,7 +136,7 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest) (*chatPlan,
 	default:
 		return nil, apierror.BadRequest("tool_choice", fmt.Sprintf("tool_choice %s is not supported: use \"auto\" or \"none\"", body.ToolChoice))
 	}
-	prompt, thinking, err := s.renderChat(body)
+	prompt, thinking, err := s.renderChatWith(body, manifest)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +152,8 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest) (*chatPlan,
 	if err := reqParams.Validate(); err != nil {
 		return nil, err
 	}
-	params := sampling.Resolve(reqParams, s.preset(thinking), sampling.BuiltIn)
+	// request > adapter manifest > the mode's preset > built-in
+	params := sampling.Resolve(reqParams, manifest.Sampling, s.preset(thinking), sampling.BuiltIn)
 
 	maxTokens := 0
 	for _, v := range []*int{body.MaxCompletionTokens, body.MaxTokens} {
@@ -190,10 +195,19 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest) (*chatPlan,
 // renderChat validates the messages, resolves the thinking switch and
 // renders the Qwen3 prompt.
 func (s *Server) renderChat(body *openai.ChatRequest) (string, bool, error) {
+	return s.renderChatWith(body, &adapters.Manifest{})
+}
+
+// renderChatWith also applies an adapter manifest: its system prompt when
+// the request has none, its thinking default when the request does not say.
+func (s *Server) renderChatWith(body *openai.ChatRequest, manifest *adapters.Manifest) (string, bool, error) {
 	if len(body.Messages) == 0 {
 		return "", false, apierror.BadRequest("messages", "messages must be a non-empty array")
 	}
 	conv := qwen3.Conversation{Tools: body.Tools, AddGenerationPrompt: true}
+	if manifest.SystemPrompt != "" && body.Messages[0].Role != "system" && body.Messages[0].Role != "developer" {
+		conv.Messages = append(conv.Messages, qwen3.Message{Role: "system", Content: manifest.SystemPrompt})
+	}
 	for i, m := range body.Messages {
 		text, err := m.Text()
 		if err != nil {
@@ -219,7 +233,11 @@ func (s *Server) renderChat(body *openai.ChatRequest) (string, bool, error) {
 	if body.ChatTemplateKwargs != nil {
 		sw.TemplateKwarg = body.ChatTemplateKwargs.EnableThinking
 	}
-	thinking, err := sw.Resolve(s.sampling.EnableThinking)
+	def := s.sampling.EnableThinking
+	if manifest.EnableThinking != nil {
+		def = *manifest.EnableThinking
+	}
+	thinking, err := sw.Resolve(def)
 	if err != nil {
 		return "", false, apierror.BadRequest("enable_thinking", err.Error())
 	}

@@ -41,7 +41,7 @@ func (s *Server) completions(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	uses, release, model, err := s.resolveModel(e, body.Model, body.Lora)
+	uses, _, release, model, err := s.resolveModel(e, body.Model, body.Lora)
 	if err != nil {
 		s.fail(c, err)
 		return
