@@ -40,14 +40,9 @@ type chatPlan struct {
 }
 
 func (s *Server) chatCompletions(c *gin.Context) {
-	e := s.engine()
-	if e == nil {
-		s.fail(c, apierror.Loading())
-		return
-	}
 	var body openai.ChatRequest
-	if err := decodeJSON(c, &body); err != nil {
-		s.fail(c, err)
+	e, ok := s.begin(c, &body)
+	if !ok {
 		return
 	}
 	uses, manifest, release, modelID, err := s.resolveModel(e, body.Model, body.Lora)
@@ -141,15 +136,8 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest, manifest *a
 		return nil, err
 	}
 
-	reqParams := sampling.Params{
-		Temperature: body.Temperature, TopP: body.TopP, TopK: body.TopK, MinP: body.MinP,
-		PresencePenalty: body.PresencePenalty, FrequencyPenalty: body.FrequencyPenalty, RepeatPenalty: body.RepeatPenalty,
-	}
-	if body.Seed != nil {
-		seed := uint32(*body.Seed)
-		reqParams.Seed = &seed
-	}
-	if err := reqParams.Validate(); err != nil {
+	reqParams, err := requestSampling(body.SamplingFields)
+	if err != nil {
 		return nil, err
 	}
 	// request > adapter manifest > the mode's preset > built-in
@@ -190,6 +178,37 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest, manifest *a
 		plan.req.ReasoningBudget, plan.req.ReasoningEnd, plan.req.ReasoningEndToken = budget, end, endTok
 	}
 	return plan, nil
+}
+
+// requestSampling takes a request's own sampling fields, validated.
+func requestSampling(f openai.SamplingFields) (sampling.Params, error) {
+	p := sampling.Params{
+		Temperature: f.Temperature, TopP: f.TopP, TopK: f.TopK, MinP: f.MinP,
+		PresencePenalty: f.PresencePenalty, FrequencyPenalty: f.FrequencyPenalty, RepeatPenalty: f.RepeatPenalty,
+	}
+	if f.Seed != nil {
+		seed := uint32(*f.Seed)
+		p.Seed = &seed
+	}
+	return p, p.Validate()
+}
+
+// begin is every API handler's start: the engine (503 while the model
+// loads) and the decoded JSON body (400/413 on bad input). ok is false when
+// an error has been answered.
+func (s *Server) begin(c *gin.Context, body any) (engine.Engine, bool) {
+	e := s.engine()
+	if e == nil {
+		s.fail(c, apierror.Loading())
+		return nil, false
+	}
+	if body != nil {
+		if err := decodeJSON(c, body); err != nil {
+			s.fail(c, err)
+			return nil, false
+		}
+	}
+	return e, true
 }
 
 // renderChat validates the messages, resolves the thinking switch and

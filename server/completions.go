@@ -26,14 +26,9 @@ const defaultCompletionTokens = 16
 // engine has slots, so a large batch waits its turn instead of overflowing
 // the queue) and come back as one choice per prompt, index in prompt order.
 func (s *Server) completions(c *gin.Context) {
-	e := s.engine()
-	if e == nil {
-		s.fail(c, apierror.Loading())
-		return
-	}
 	var body openai.CompletionRequest
-	if err := decodeJSON(c, &body); err != nil {
-		s.fail(c, err)
+	e, ok := s.begin(c, &body)
+	if !ok {
 		return
 	}
 	reqs, params, err := s.planCompletions(e, &body)
@@ -196,15 +191,8 @@ func (s *Server) planCompletions(e engine.Engine, body *openai.CompletionRequest
 	if body.Logprobs != nil {
 		return nil, none, apierror.BadRequest("logprobs", "logprobs are not supported")
 	}
-	reqParams := sampling.Params{
-		Temperature: body.Temperature, TopP: body.TopP, TopK: body.TopK, MinP: body.MinP,
-		PresencePenalty: body.PresencePenalty, FrequencyPenalty: body.FrequencyPenalty, RepeatPenalty: body.RepeatPenalty,
-	}
-	if body.Seed != nil {
-		seed := uint32(*body.Seed)
-		reqParams.Seed = &seed
-	}
-	if err := reqParams.Validate(); err != nil {
+	reqParams, err := requestSampling(body.SamplingFields)
+	if err != nil {
 		return nil, none, err
 	}
 	// Raw completions have no chat mode; they use the thinking preset, which
@@ -254,14 +242,9 @@ func checkStops(stops []string) error {
 }
 
 func (s *Server) tokenize(c *gin.Context) {
-	e := s.engine()
-	if e == nil {
-		s.fail(c, apierror.Loading())
-		return
-	}
 	var body openai.TokenizeRequest
-	if err := decodeJSON(c, &body); err != nil {
-		s.fail(c, err)
+	e, ok := s.begin(c, &body)
+	if !ok {
 		return
 	}
 	special := body.ParseSpecial == nil || *body.ParseSpecial
@@ -277,14 +260,9 @@ func (s *Server) tokenize(c *gin.Context) {
 }
 
 func (s *Server) detokenize(c *gin.Context) {
-	e := s.engine()
-	if e == nil {
-		s.fail(c, apierror.Loading())
-		return
-	}
 	var body openai.DetokenizeRequest
-	if err := decodeJSON(c, &body); err != nil {
-		s.fail(c, err)
+	e, ok := s.begin(c, &body)
+	if !ok {
 		return
 	}
 	vocab := e.Info().VocabSize
@@ -298,14 +276,8 @@ func (s *Server) detokenize(c *gin.Context) {
 }
 
 func (s *Server) applyTemplate(c *gin.Context) {
-	e := s.engine()
-	if e == nil {
-		s.fail(c, apierror.Loading())
-		return
-	}
 	var body openai.ChatRequest
-	if err := decodeJSON(c, &body); err != nil {
-		s.fail(c, err)
+	if _, ok := s.begin(c, &body); !ok {
 		return
 	}
 	prompt, _, err := s.renderChat(&body)

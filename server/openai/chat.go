@@ -9,31 +9,37 @@ import (
 // ChatRequest is the body of POST /v1/chat/completions, with the extension
 // fields vLLM, llama-server and Ollama clients send.
 type ChatRequest struct {
-	Model               string            `json:"model"`
-	Messages            []ChatMessage     `json:"messages"`
-	Stream              bool              `json:"stream"`
-	StreamOptions       *StreamOptions    `json:"stream_options"`
-	MaxTokens           *int              `json:"max_tokens"`
-	MaxCompletionTokens *int              `json:"max_completion_tokens"`
-	Temperature         *float32          `json:"temperature"`
-	TopP                *float32          `json:"top_p"`
-	TopK                *int              `json:"top_k"`
-	MinP                *float32          `json:"min_p"`
-	PresencePenalty     *float32          `json:"presence_penalty"`
-	FrequencyPenalty    *float32          `json:"frequency_penalty"`
-	RepeatPenalty       *float32          `json:"repeat_penalty"`
-	Seed                *int64            `json:"seed"`
-	Stop                StringOrList      `json:"stop"`
-	N                   *int              `json:"n"`
-	Tools               []json.RawMessage `json:"tools"`
-	ChatTemplateKwargs  *TemplateKwargs   `json:"chat_template_kwargs"`
-	EnableThinking      *bool             `json:"enable_thinking"`
-	ReasoningEffort     *string           `json:"reasoning_effort"`
-	Think               json.RawMessage   `json:"think"`
-	ThinkingBudget      *int              `json:"thinking_budget"`
-	ToolChoice          json.RawMessage   `json:"tool_choice"`
-	Lora                []LoraRef         `json:"lora"`
-	ResponseFormat      *ResponseFormat   `json:"response_format"`
+	Model               string         `json:"model"`
+	Messages            []ChatMessage  `json:"messages"`
+	Stream              bool           `json:"stream"`
+	StreamOptions       *StreamOptions `json:"stream_options"`
+	MaxTokens           *int           `json:"max_tokens"`
+	MaxCompletionTokens *int           `json:"max_completion_tokens"`
+	SamplingFields
+	Stop               StringOrList      `json:"stop"`
+	N                  *int              `json:"n"`
+	Tools              []json.RawMessage `json:"tools"`
+	ChatTemplateKwargs *TemplateKwargs   `json:"chat_template_kwargs"`
+	EnableThinking     *bool             `json:"enable_thinking"`
+	ReasoningEffort    *string           `json:"reasoning_effort"`
+	Think              json.RawMessage   `json:"think"`
+	ThinkingBudget     *int              `json:"thinking_budget"`
+	ToolChoice         json.RawMessage   `json:"tool_choice"`
+	Lora               []LoraRef         `json:"lora"`
+	ResponseFormat     *ResponseFormat   `json:"response_format"`
+}
+
+// SamplingFields are the sampling parameters both chat and completions
+// requests accept.
+type SamplingFields struct {
+	Temperature      *float32 `json:"temperature"`
+	TopP             *float32 `json:"top_p"`
+	TopK             *int     `json:"top_k"`
+	MinP             *float32 `json:"min_p"`
+	PresencePenalty  *float32 `json:"presence_penalty"`
+	FrequencyPenalty *float32 `json:"frequency_penalty"`
+	RepeatPenalty    *float32 `json:"repeat_penalty"`
+	Seed             *int64   `json:"seed"`
 }
 
 // ResponseFormat is response_format: {"type": "text" | "json_object" |

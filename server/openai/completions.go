@@ -7,23 +7,16 @@ import (
 
 // CompletionRequest is the body of POST /v1/completions.
 type CompletionRequest struct {
-	Model            string         `json:"model"`
-	Prompt           Prompts        `json:"prompt"`
-	Stream           bool           `json:"stream"`
-	StreamOptions    *StreamOptions `json:"stream_options"`
-	MaxTokens        *int           `json:"max_tokens"`
-	Temperature      *float32       `json:"temperature"`
-	TopP             *float32       `json:"top_p"`
-	TopK             *int           `json:"top_k"`
-	MinP             *float32       `json:"min_p"`
-	PresencePenalty  *float32       `json:"presence_penalty"`
-	FrequencyPenalty *float32       `json:"frequency_penalty"`
-	RepeatPenalty    *float32       `json:"repeat_penalty"`
-	Seed             *int64         `json:"seed"`
-	Stop             StringOrList   `json:"stop"`
-	N                *int           `json:"n"`
-	Echo             bool           `json:"echo"`
-	Logprobs         *int           `json:"logprobs"`
+	Model         string         `json:"model"`
+	Prompt        Prompts        `json:"prompt"`
+	Stream        bool           `json:"stream"`
+	StreamOptions *StreamOptions `json:"stream_options"`
+	MaxTokens     *int           `json:"max_tokens"`
+	SamplingFields
+	Stop     StringOrList `json:"stop"`
+	N        *int         `json:"n"`
+	Echo     bool         `json:"echo"`
+	Logprobs *int         `json:"logprobs"`
 	// IgnoreEOS keeps generating past end-of-generation tokens (vLLM's
 	// extension; benchmarks use it to get fixed output lengths).
 	IgnoreEOS bool      `json:"ignore_eos"`
