@@ -158,3 +158,37 @@ func TestAdapterLRUEviction(t *testing.T) {
 		t.Fatalf("after eviction: %v", names)
 	}
 }
+
+// A PEFT folder and the GGUF file converted from it are the same adapter;
+// loading one while another request streams harms nothing.
+func TestPEFTAndGGUFFormsAgreeLoadDuringTraffic(t *testing.T) {
+	s, root := adapterServer(t)
+	if _, err := adapters.ConvertPEFT(filepath.Join(root, "medical"), filepath.Join(root, "medical.gguf")); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	resp, err := http.Post(ts.URL+"/v1/completions", "application/json", strings.NewReader(`{"prompt":"Hello","max_tokens":150,"ignore_eos":true,"stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rd := bufio.NewReader(resp.Body)
+	if line, _ := rd.ReadString('\n'); !strings.HasPrefix(line, "data: ") {
+		t.Fatalf("first line %q", line)
+	}
+	for _, body := range []string{`{"name":"peft","path":"medical"}`, `{"name":"gguf","path":"medical.gguf"}`} {
+		if w := do(s, "POST", "/v1/adapters", body); w.Code != 201 {
+			t.Fatalf("%s: %d %s", body, w.Code, w.Body)
+		}
+	}
+	rest, _ := io.ReadAll(rd)
+	if out := string(rest); !strings.Contains(out, `"finish_reason":"length"`) || strings.Contains(out, "error") {
+		t.Fatalf("the request streaming during the loads did not finish cleanly:\n%s", out)
+	}
+	a, _ := completionText(t, s, `{"model":"peft","prompt":"The patient reports","max_tokens":12,"temperature":0}`)
+	b, _ := completionText(t, s, `{"model":"gguf","prompt":"The patient reports","max_tokens":12,"temperature":0}`)
+	if a != b || a == "" {
+		t.Fatalf("PEFT form %q, GGUF form %q", a, b)
+	}
+}
