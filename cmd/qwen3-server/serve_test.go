@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qwen3-lora/qwen3-server/adapters"
 	"github.com/qwen3-lora/qwen3-server/internal/testutil"
 )
 
@@ -135,5 +136,25 @@ func TestQuantize(t *testing.T) {
 	}
 	if b, err := exec.Command(bin, "quantize", "--in", testutil.Model(t, "tiny-random.gguf"), "--out", filepath.Join(t.TempDir(), "x.gguf"), "--type", "Q9").CombinedOutput(); err == nil || !strings.Contains(string(b), "unknown quantization") {
 		t.Fatalf("bad type accepted: %s", b)
+	}
+}
+
+// TestMergeCommand folds a PEFT folder into the tiny model and runs it.
+func TestMergeCommand(t *testing.T) {
+	root := testutil.RepoRoot(t)
+	bin := filepath.Join(root, "bin", "qwen3-server")
+	peft := filepath.Join(t.TempDir(), "peft")
+	p := adapters.RandomPEFT{Dims: adapters.Dims{Layers: 2, Hidden: 64, QDim: 64, KVDim: 32, FFN: 192}, Rank: 4, Alpha: 8, DType: "BF16", Seed: 3, Scale: 0.2, Targets: []string{"q_proj", "down_proj"}}
+	if err := p.Write(peft); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "merged.gguf")
+	b, err := exec.Command(bin, "merge", "--base", testutil.Model(t, "tiny-random.gguf"), "--adapter", peft, "--out", out).CombinedOutput()
+	if err != nil || !strings.Contains(string(b), "4/4 tensors") {
+		t.Fatalf("merge: %v\n%s", err, b)
+	}
+	b, err = exec.Command(bin, "bench", "--model", out, "--gpu-layers", "0", "--parallel", "1", "--prompt-len", "8", "--gen-len", "4", "--batch-size", "64").CombinedOutput()
+	if err != nil {
+		t.Fatalf("merged model does not run: %v\n%s", err, b)
 	}
 }

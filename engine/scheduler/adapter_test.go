@@ -3,11 +3,16 @@ package scheduler
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/qwen3-lora/qwen3-server/adapters"
 	"github.com/qwen3-lora/qwen3-server/engine"
+	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
+	"github.com/qwen3-lora/qwen3-server/gguf"
+	"github.com/qwen3-lora/qwen3-server/internal/testutil"
+	"github.com/qwen3-lora/qwen3-server/modelgen"
 )
 
 var tinyDims = adapters.Dims{Layers: 2, Hidden: 64, QDim: 64, KVDim: 32, FFN: 192}
@@ -119,5 +124,69 @@ func TestIncompatibleAdapterRefused(t *testing.T) {
 	}
 	if _, err := e.LoadAdapter(out); err == nil {
 		t.Fatal("an adapter for another hidden size was accepted")
+	}
+}
+
+// An adapter merged into the weights gives the same greedy tokens as the
+// same adapter applied at run time (F32 base, so the merge loses nothing).
+func TestMergedEqualsRuntimeAdapter(t *testing.T) {
+	root := testutil.RepoRoot(t)
+	vocab, err := modelgen.LoadVocab(filepath.Join(root, "testdata", "cache", "tokenizer"), 151936)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shape := modelgen.Shapes["tiny"]
+	shape.Type = gguf.F32
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base-f32.gguf")
+	if err := modelgen.Write(base, modelgen.Options{Shape: shape, Vocab: vocab, Seed: 5}, nil); err != nil {
+		t.Fatal(err)
+	}
+	peft := filepath.Join(dir, "peft")
+	p := adapters.RandomPEFT{Dims: tinyDims, Rank: 8, Alpha: 16, DType: "F32", Seed: 7, Scale: 0.5, Targets: all7}
+	if err := p.Write(peft); err != nil {
+		t.Fatal(err)
+	}
+	lora := filepath.Join(dir, "lora.gguf")
+	if _, err := adapters.ConvertPEFT(peft, lora); err != nil {
+		t.Fatal(err)
+	}
+	merged := filepath.Join(dir, "merged.gguf")
+	steps := 0
+	if err := adapters.Merge(base, lora, merged, 1, func(done, total int) { steps = done }); err != nil {
+		t.Fatal(err)
+	}
+	if steps != 14 {
+		t.Fatalf("merged %d tensors, want 14 (7 projections x 2 layers)", steps)
+	}
+	opts := func(path string) func(*Options) { return func(o *Options) { o.ModelPath = path; o.Parallel = 1 } }
+	eBase := startEngine(t, opts(base))
+	a, err := eBase.LoadAdapter(lora)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	prompt := greedy("Merge me, please", 16)
+	runtimeOut := generate(eBase, context.Background(), withAdapter(prompt, a, 1))
+	plain := generate(eBase, context.Background(), prompt)
+	mergedOut := generate(startEngine(t, opts(merged)), context.Background(), prompt)
+	for _, o := range []output{runtimeOut, plain, mergedOut} {
+		if o.err != nil {
+			t.Fatal(o.err)
+		}
+	}
+	if equalTokens(plain.tokens, mergedOut.tokens) {
+		t.Fatal("merging changed nothing")
+	}
+	if !equalTokens(runtimeOut.tokens, mergedOut.tokens) {
+		t.Fatalf("run-time adapter %v, merged %v", runtimeOut.tokens, mergedOut.tokens)
+	}
+	// A quantized base is refused with a hint.
+	q := filepath.Join(dir, "q8.gguf")
+	if err := llamacpp.Quantize(base, q, "Q8_0", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := adapters.Merge(q, lora, filepath.Join(dir, "x.gguf"), 1, nil); err == nil || !strings.Contains(err.Error(), "quantize") {
+		t.Fatalf("quantized base: %v", err)
 	}
 }
