@@ -32,6 +32,7 @@ type AdaptersConfig struct {
 	Dirs      []string         `mapstructure:"dirs"`
 	CacheDir  string           `mapstructure:"cache_dir"`
 	MaxLoaded int              `mapstructure:"max_loaded"`
+	Watch     time.Duration    `mapstructure:"watch"`
 	Preload   []AdapterPreload `mapstructure:"preload"`
 }
 
@@ -122,6 +123,7 @@ var defaults = map[string]any{
 	"adapters.dirs":                     []string{},
 	"adapters.cache_dir":                "",
 	"adapters.max_loaded":               8,
+	"adapters.watch":                    time.Duration(0),
 	"adapters.preload":                  []any{},
 	"sampling.enable_thinking":          true,
 	"sampling.thinking_budget":          -1,

@@ -98,6 +98,9 @@ func runServe(args []string) error {
 				}
 			}
 			srv.SetAdapters(reg)
+			if cfg.Adapters.Watch > 0 {
+				go reg.Watch(ctx, cfg.Adapters.Watch)
+			}
 		}
 		srv.SetEngine(eng)
 		log.Info("ready", zap.String("url", "http://"+srv.Addr()))
