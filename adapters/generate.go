@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/qwen3-lora/qwen3-server/gguf"
+	"github.com/qwen3-lora/qwen3-server/safetensors"
 )
 
 // Dims are the projection sizes of a Qwen3 model.
@@ -42,7 +43,7 @@ func (p RandomPEFT) Write(dir string) error {
 		"gate_proj": {d.Hidden, d.FFN}, "up_proj": {d.Hidden, d.FFN}, "down_proj": {d.FFN, d.Hidden},
 	}
 	r := rand.New(rand.NewPCG(p.Seed, 99))
-	var tensors []stTensor
+	var tensors []safetensors.Tensor
 	for l := 0; l < d.Layers; l++ {
 		for _, t := range p.Targets {
 			group, ok := mods[t]
@@ -64,10 +65,10 @@ func (p RandomPEFT) Write(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "adapter_config.json"), b, 0o644); err != nil {
 		return err
 	}
-	return writeSafetensors(filepath.Join(dir, "adapter_model.safetensors"), tensors)
+	return safetensors.Write(filepath.Join(dir, "adapter_model.safetensors"), tensors)
 }
 
-func randomTensor(name string, shape []int64, dtype string, scale float32, r *rand.Rand) stTensor {
+func randomTensor(name string, shape []int64, dtype string, scale float32, r *rand.Rand) safetensors.Tensor {
 	n := shape[0] * shape[1]
 	var data []byte
 	switch dtype {
@@ -88,5 +89,5 @@ func randomTensor(name string, shape []int64, dtype string, scale float32, r *ra
 			binary.LittleEndian.PutUint32(data[4*i:], math.Float32bits((r.Float32()*2-1)*scale))
 		}
 	}
-	return stTensor{Name: name, DType: dtype, Shape: shape, Data: data}
+	return safetensors.Tensor{Name: name, DType: dtype, Shape: shape, Data: data}
 }

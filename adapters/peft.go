@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/qwen3-lora/qwen3-server/gguf"
+	"github.com/qwen3-lora/qwen3-server/safetensors"
 )
 
 // PEFTConfig is the part of adapter_config.json that matters here.
@@ -75,11 +76,11 @@ func ConvertPEFT(dir, out string) (*Info, error) {
 	case len(cfg.RankPattern) > 0 || len(cfg.AlphaPattern) > 0:
 		return nil, fmt.Errorf("rank_pattern/alpha_pattern (per-module ranks) are not supported")
 	}
-	tensors, err := readSafetensors(filepath.Join(dir, "adapter_model.safetensors"))
+	tensors, err := safetensors.Read(filepath.Join(dir, "adapter_model.safetensors"))
 	if err != nil {
 		return nil, err
 	}
-	type pair struct{ a, b *stTensor }
+	type pair struct{ a, b *safetensors.Tensor }
 	pairs := map[string]*pair{}
 	targets := map[string]bool{}
 	layers := 0
@@ -151,7 +152,7 @@ func ConvertPEFT(dir, out string) (*Info, error) {
 
 // tensorFrom turns a safetensors tensor into a GGUF one; BF16 becomes F32
 // (exact), F16 and F32 are copied.
-func tensorFrom(name string, t *stTensor) gguf.Tensor {
+func tensorFrom(name string, t *safetensors.Tensor) gguf.Tensor {
 	shape := []uint64{uint64(t.Shape[1]), uint64(t.Shape[0])}
 	switch t.DType {
 	case "F16":

@@ -2,6 +2,7 @@ package adapters
 
 import (
 	"encoding/json"
+	"github.com/qwen3-lora/qwen3-server/safetensors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,7 +58,7 @@ func TestConvertPEFTRefusesUnsupported(t *testing.T) {
 	}
 	// an embedding target
 	dir := t.TempDir()
-	writeSafetensors(filepath.Join(dir, "adapter_model.safetensors"), []stTensor{{Name: "base_model.model.model.embed_tokens.lora_embedding_A", DType: "F32", Shape: []int64{1, 1}, Data: make([]byte, 4)}})
+	safetensors.Write(filepath.Join(dir, "adapter_model.safetensors"), []safetensors.Tensor{{Name: "base_model.model.model.embed_tokens.lora_embedding_A", DType: "F32", Shape: []int64{1, 1}, Data: make([]byte, 4)}})
 	os.WriteFile(filepath.Join(dir, "adapter_config.json"), []byte(`{"peft_type":"LORA","r":1,"lora_alpha":1}`), 0o644)
 	if _, err := ConvertPEFT(dir, filepath.Join(t.TempDir(), "x.gguf")); err == nil || !strings.Contains(err.Error(), "embeddings") {
 		t.Errorf("embedding target: %v", err)

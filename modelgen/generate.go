@@ -66,34 +66,11 @@ func Write(path string, o Options, progress func(done, total uint64)) error {
 		}
 	}
 	var w gguf.Writer
-	arch := "qwen3"
 	name := "qwen3-" + s.Name + "-random"
 	if len(o.Chain) > 0 {
 		name = "qwen3-" + s.Name + "-chain"
 	}
-	w.Set("general.architecture", arch)
-	w.Set("general.name", name)
-	w.Set("general.file_type", uint32(s.Type)) // 1 = mostly F16
-	w.Set(arch+".context_length", uint32(s.ContextLen))
-	w.Set(arch+".embedding_length", uint32(s.Hidden))
-	w.Set(arch+".block_count", uint32(s.Layers))
-	w.Set(arch+".feed_forward_length", uint32(s.FFN))
-	w.Set(arch+".attention.head_count", uint32(s.Heads))
-	w.Set(arch+".attention.head_count_kv", uint32(s.KVHeads))
-	w.Set(arch+".attention.key_length", uint32(s.HeadDim))
-	w.Set(arch+".attention.value_length", uint32(s.HeadDim))
-	w.Set(arch+".rope.freq_base", float32(1000000))
-	w.Set(arch+".attention.layer_norm_rms_epsilon", float32(1e-6))
-	w.Set("tokenizer.ggml.model", "gpt2")
-	w.Set("tokenizer.ggml.pre", "qwen2")
-	w.Set("tokenizer.ggml.tokens", o.Vocab.Tokens)
-	w.Set("tokenizer.ggml.token_type", o.Vocab.Types)
-	w.Set("tokenizer.ggml.merges", o.Vocab.Merges)
-	w.Set("tokenizer.ggml.eos_token_id", uint32(o.Vocab.EOS))
-	w.Set("tokenizer.ggml.padding_token_id", uint32(o.Vocab.PAD))
-	w.Set("tokenizer.ggml.bos_token_id", uint32(o.Vocab.PAD))
-	w.Set("tokenizer.ggml.add_bos_token", false)
-	w.Set("tokenizer.chat_template", o.Vocab.ChatTemplate)
+	SetMetadata(&w, s, o.Vocab, name, 1e-6, 1000000)
 
 	g := &gen{seed: o.Seed, zero: len(o.Chain) > 0}
 	h, q, kv := uint64(s.Hidden), uint64(s.Heads*s.HeadDim), uint64(s.KVHeads*s.HeadDim)
@@ -123,6 +100,35 @@ func Write(path string, o Options, progress func(done, total uint64)) error {
 		w.Add(gguf.Tensor{Name: "output.weight", Shape: []uint64{h, vocab}, Type: s.Type, Fill: chainOutput(o.Chain, s)})
 	}
 	return w.WriteFile(path, progress)
+}
+
+// SetMetadata writes the qwen3 architecture and tokenizer keys llama.cpp
+// reads (the same set convert_hf_to_gguf.py writes for Qwen3).
+func SetMetadata(w *gguf.Writer, s Shape, v *Vocab, name string, rmsEps, ropeTheta float32) {
+	const arch = "qwen3"
+	w.Set("general.architecture", arch)
+	w.Set("general.name", name)
+	w.Set("general.file_type", uint32(s.Type)) // 0 = all F32, 1 = mostly F16, 32 = mostly BF16
+	w.Set(arch+".context_length", uint32(s.ContextLen))
+	w.Set(arch+".embedding_length", uint32(s.Hidden))
+	w.Set(arch+".block_count", uint32(s.Layers))
+	w.Set(arch+".feed_forward_length", uint32(s.FFN))
+	w.Set(arch+".attention.head_count", uint32(s.Heads))
+	w.Set(arch+".attention.head_count_kv", uint32(s.KVHeads))
+	w.Set(arch+".attention.key_length", uint32(s.HeadDim))
+	w.Set(arch+".attention.value_length", uint32(s.HeadDim))
+	w.Set(arch+".rope.freq_base", ropeTheta)
+	w.Set(arch+".attention.layer_norm_rms_epsilon", rmsEps)
+	w.Set("tokenizer.ggml.model", "gpt2")
+	w.Set("tokenizer.ggml.pre", "qwen2")
+	w.Set("tokenizer.ggml.tokens", v.Tokens)
+	w.Set("tokenizer.ggml.token_type", v.Types)
+	w.Set("tokenizer.ggml.merges", v.Merges)
+	w.Set("tokenizer.ggml.eos_token_id", uint32(v.EOS))
+	w.Set("tokenizer.ggml.padding_token_id", uint32(v.PAD))
+	w.Set("tokenizer.ggml.bos_token_id", uint32(v.PAD))
+	w.Set("tokenizer.ggml.add_bos_token", false)
+	w.Set("tokenizer.chat_template", v.ChatTemplate)
 }
 
 type gen struct {

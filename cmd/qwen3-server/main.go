@@ -24,6 +24,7 @@ Usage:
   qwen3-server bench --model FILE [--parallel 1,4,16,64] [flags]     raw loop vs scheduler
   qwen3-server quantize --in F16.gguf --out OUT.gguf --type Q4_K_M   llama.cpp's quantizer
   qwen3-server merge --base B.gguf --adapter A --out M.gguf         fold a LoRA into the weights
+  qwen3-server convert --in HF_DIR --out MODEL.gguf                 Hugging Face Qwen3 checkpoint to GGUF
   qwen3-server version
 
 Run "qwen3-server COMMAND --help" for a command's flags.
@@ -46,6 +47,8 @@ func main() {
 		err = runQuantize(os.Args[2:])
 	case "merge":
 		err = runMerge(os.Args[2:])
+	case "convert":
+		err = runConvert(os.Args[2:])
 	case "version", "--version":
 		fmt.Println("qwen3-server", version)
 	case "help", "-h", "--help":

@@ -1,4 +1,6 @@
-package adapters
+// Package safetensors reads and writes the safetensors format (Hugging Face
+// and PEFT checkpoints): an 8-byte header length, a JSON header, the data.
+package safetensors
 
 import (
 	"encoding/binary"
@@ -9,18 +11,18 @@ import (
 	"sort"
 )
 
-// stTensor is one tensor of a safetensors file.
-type stTensor struct {
+// Tensor is one tensor of a safetensors file.
+type Tensor struct {
 	Name  string
 	DType string // F32, F16, BF16
 	Shape []int64
 	Data  []byte
 }
 
-// readSafetensors reads a whole safetensors file: an 8-byte little-endian
+// Read reads a whole safetensors file: an 8-byte little-endian
 // header length, a JSON header naming each tensor's dtype, shape and byte
 // range, then the data.
-func readSafetensors(path string) ([]stTensor, error) {
+func Read(path string) ([]Tensor, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -45,7 +47,7 @@ func readSafetensors(path string) ([]stTensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []stTensor
+	var out []Tensor
 	for name, msg := range raw {
 		if name == "__metadata__" {
 			continue
@@ -72,14 +74,14 @@ func readSafetensors(path string) ([]stTensor, error) {
 		if elems*size != h.Offsets[1]-h.Offsets[0] {
 			return nil, fmt.Errorf("%s: tensor %s: %d bytes for shape %v %s", path, name, h.Offsets[1]-h.Offsets[0], h.Shape, h.DType)
 		}
-		out = append(out, stTensor{Name: name, DType: h.DType, Shape: h.Shape, Data: data[h.Offsets[0]:h.Offsets[1]]})
+		out = append(out, Tensor{Name: name, DType: h.DType, Shape: h.Shape, Data: data[h.Offsets[0]:h.Offsets[1]]})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
-// writeSafetensors writes tensors (tests and the adapter generator use it).
-func writeSafetensors(path string, tensors []stTensor) error {
+// Write writes tensors in the given order.
+func Write(path string, tensors []Tensor) error {
 	hdr := map[string]any{"__metadata__": map[string]string{"format": "pt"}}
 	var off int64
 	for _, t := range tensors {
