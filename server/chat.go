@@ -376,42 +376,26 @@ func strPtr(s string) *string { return &s }
 // seed was given, so that n > 1 yields different samples reproducibly.
 // onChunk is called on the choice's goroutine.
 func (s *Server) runChoices(ctx context.Context, e engine.Engine, plan *chatPlan, onChunk func(i int, g *generation, ch engine.Chunk) error) ([]*generation, []*engine.Result, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	gens := make([]*generation, plan.n)
 	results := make([]*engine.Result, plan.n)
-	errs := make([]error, plan.n)
-	sem := make(chan struct{}, max(1, e.Stats().Slots))
-	var wg sync.WaitGroup
-	for i := range plan.n {
+	for i := range gens {
 		gens[i] = newGeneration(plan)
+	}
+	err := runAll(ctx, plan.n, e.Stats().Slots, func(ctx context.Context, i int) error {
 		req := plan.req
 		if req.Sampling.Seed != nil {
 			seed := *req.Sampling.Seed + uint32(i)
 			req.Sampling.Seed = &seed
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-				defer func() { <-sem }()
-			case <-ctx.Done():
-				errs[i] = ctx.Err()
-				return
-			}
-			timer := s.metrics.timer()
-			results[i], errs[i] = e.Generate(ctx, &req, func(ch engine.Chunk) error {
-				timer.token()
-				return onChunk(i, gens[i], ch)
-			})
-			if errs[i] != nil {
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
-	if err := firstError(errs); err != nil {
+		timer := s.metrics.timer()
+		var err error
+		results[i], err = e.Generate(ctx, &req, func(ch engine.Chunk) error {
+			timer.token()
+			return onChunk(i, gens[i], ch)
+		})
+		return err
+	})
+	if err != nil {
 		return nil, nil, err
 	}
 	for _, r := range results {

@@ -62,44 +62,24 @@ func (s *Server) completions(c *gin.Context) {
 			Choices: []openai.CompletionChoice{{Index: index, Text: text, FinishReason: finish}}})
 	}
 
-	ctx, cancel := context.WithCancel(c.Request.Context())
-	defer cancel()
 	results := make([]*engine.Result, len(reqs))
-	errs := make([]error, len(reqs))
-	sem := make(chan struct{}, max(1, e.Stats().Slots))
-	var wg sync.WaitGroup
-	for i := range reqs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-				defer func() { <-sem }()
-			case <-ctx.Done():
-				errs[i] = ctx.Err()
-				return
+	err = runAll(c.Request.Context(), len(reqs), e.Stats().Slots, func(ctx context.Context, i int) error {
+		timer := s.metrics.timer()
+		var err error
+		results[i], err = e.Generate(ctx, &reqs[i], func(ch engine.Chunk) error {
+			timer.token()
+			if ch.Text == "" {
+				return nil
 			}
-			timer := s.metrics.timer()
-			results[i], errs[i] = e.Generate(ctx, &reqs[i], func(ch engine.Chunk) error {
-				timer.token()
-				if ch.Text == "" {
-					return nil
-				}
-				return send(i, ch.Text, nil)
-			})
-			if errs[i] != nil {
-				cancel() // one failure ends the batch
-				return
-			}
-			reason := results[i].FinishReason
-			if err := send(i, "", &reason); err != nil {
-				errs[i] = err
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
-	if err := firstError(errs); err != nil {
+			return send(i, ch.Text, nil)
+		})
+		if err != nil {
+			return err
+		}
+		reason := results[i].FinishReason
+		return send(i, "", &reason)
+	})
+	if err != nil {
 		if c.Request.Context().Err() != nil {
 			c.Set(ctxError, "client disconnected")
 			return
@@ -148,6 +128,36 @@ func promptText(e engine.Engine, r engine.Request) string {
 		return e.Detokenize(r.PromptTokens)
 	}
 	return r.Prompt
+}
+
+// runAll runs fn(ctx, i) for every i in [0, n), at most limit at a time
+// (a batch larger than the engine's slots waits its turn here instead of
+// overflowing the engine's queue). The first failure cancels the rest; the
+// error returned is that failure rather than the cancellations it caused.
+func runAll(ctx context.Context, n, limit int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, n)
+	sem := make(chan struct{}, max(1, limit))
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-ctx.Done():
+				errs[i] = ctx.Err()
+				return
+			}
+			if errs[i] = fn(ctx, i); errs[i] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	return firstError(errs)
 }
 
 // firstError prefers a real failure over the cancellations it caused.
