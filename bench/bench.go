@@ -194,39 +194,19 @@ func schedRunWith(o Options, lctx *llamacpp.Context, n int, prompts [][]int32, r
 	row.Profile = e.Profile()
 	e.Close()
 	var ttfts []time.Duration
-	var lastFirst, firstEnd time.Time
 	for i := range n {
 		if errs[i] != nil {
 			return errs[i]
 		}
 		ttfts = append(ttfts, results[i].TimeToFirstToken)
-		if f := stamps[i][0]; f.After(lastFirst) {
-			lastFirst = f
-		}
-		if end := stamps[i][len(stamps[i])-1]; firstEnd.IsZero() || end.Before(firstEnd) {
-			firstEnd = end
-		}
 	}
-	slices.Sort(ttfts)
-	row.TTFTp50 = ttfts[len(ttfts)/2]
-	row.TTFTp95 = ttfts[min(len(ttfts)-1, int(float64(len(ttfts))*0.95))]
+	row.TTFTp50, row.TTFTp95 = percentiles(ttfts)
+	total, lastFirst, err := steadyState(stamps)
+	if err != nil {
+		return fmt.Errorf("%w (prompts too long for the batch size, or gen-len too short)", err)
+	}
 	row.SchedPrefillTPS = float64(n*o.PromptLen) / lastFirst.Sub(start).Seconds()
-	// Steady-state decode: tokens delivered while all N sequences were
-	// decoding (after the last one's first token, before the first one
-	// finished), like the raw loop's decode phase.
-	count := 0
-	for i := range n {
-		for _, ts := range stamps[i] {
-			if ts.After(lastFirst) && !ts.After(firstEnd) {
-				count++
-			}
-		}
-	}
-	window := firstEnd.Sub(lastFirst).Seconds()
-	if window <= 0 || count < n {
-		return fmt.Errorf("no steady-state window (prompts too long for the batch size, or gen-len too short)")
-	}
-	row.SchedDecodeTotal = float64(count) / window
+	row.SchedDecodeTotal = total
 	row.SchedDecodePerSeq = row.SchedDecodeTotal / float64(n)
 	row.Ratio = row.SchedDecodeTotal / row.RawDecodeTotal
 	return nil
@@ -295,4 +275,44 @@ func RunAdapters(o Options, as []engine.Adapter, log *zap.Logger) ([]AdapterRow,
 		rows = append(rows, AdapterRow{Name: fmt.Sprintf("%d adapters x %d streams vs 1 adapter x 16", len(as), 16/len(as)), N: 16, Base: single, Adapter: mix, Slowdown: 1 - mix/single})
 	}
 	return rows, nil
+}
+
+// percentiles returns p50 and p95 of ds (sorted in place).
+func percentiles(ds []time.Duration) (time.Duration, time.Duration) {
+	slices.Sort(ds)
+	return ds[len(ds)/2], ds[min(len(ds)-1, int(float64(len(ds))*0.95))]
+}
+
+// steadyState is the decode throughput while all streams were running:
+// tokens that arrived after the last stream's first token and no later
+// than the first stream's last token, over that window — the scheduler's
+// counterpart of the raw loop's decode phase, without prefill or tail.
+// stamps[i] are stream i's token arrival times. It also returns the last
+// first-token time.
+func steadyState(stamps [][]time.Time) (float64, time.Time, error) {
+	var lastFirst, firstEnd time.Time
+	for i, st := range stamps {
+		if len(st) < 2 {
+			return 0, lastFirst, fmt.Errorf("stream %d got %d tokens", i, len(st))
+		}
+		if st[0].After(lastFirst) {
+			lastFirst = st[0]
+		}
+		if end := st[len(st)-1]; firstEnd.IsZero() || end.Before(firstEnd) {
+			firstEnd = end
+		}
+	}
+	count := 0
+	for _, st := range stamps {
+		for _, ts := range st {
+			if ts.After(lastFirst) && !ts.After(firstEnd) {
+				count++
+			}
+		}
+	}
+	window := firstEnd.Sub(lastFirst).Seconds()
+	if window <= 0 || count < len(stamps) {
+		return 0, lastFirst, fmt.Errorf("no steady-state window over %d streams", len(stamps))
+	}
+	return float64(count) / window, lastFirst, nil
 }

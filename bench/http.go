@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -110,39 +109,22 @@ func HTTPRun(ctx context.Context, name string, o HTTPOptions) (HTTPResult, error
 	}
 	wg.Wait()
 	var ttfts []time.Duration
-	var lastFirst, firstEnd time.Time
 	for i := range n {
 		if errs[i] != nil {
 			return res, errs[i]
 		}
-		if len(stamps[i]) < 2 {
-			return res, fmt.Errorf("%s: client %d got %d tokens", name, i, len(stamps[i]))
+		if len(stamps[i]) == 0 {
+			return res, fmt.Errorf("%s: client %d got no tokens", name, i)
 		}
 		res.Tokens += len(stamps[i])
 		ttfts = append(ttfts, stamps[i][0].Sub(starts[i]))
-		if f := stamps[i][0]; f.After(lastFirst) {
-			lastFirst = f
-		}
-		if end := stamps[i][len(stamps[i])-1]; firstEnd.IsZero() || end.Before(firstEnd) {
-			firstEnd = end
-		}
 	}
-	slices.Sort(ttfts)
-	res.TTFTp50 = ttfts[len(ttfts)/2]
-	res.TTFTp95 = ttfts[min(len(ttfts)-1, int(float64(len(ttfts))*0.95))]
-	count := 0
-	for i := range n {
-		for _, ts := range stamps[i] {
-			if ts.After(lastFirst) && !ts.After(firstEnd) {
-				count++
-			}
-		}
+	res.TTFTp50, res.TTFTp95 = percentiles(ttfts)
+	total, _, err := steadyState(stamps)
+	if err != nil {
+		return res, fmt.Errorf("%s at N=%d: %w", name, n, err)
 	}
-	window := firstEnd.Sub(lastFirst).Seconds()
-	if window <= 0 || count < n {
-		return res, fmt.Errorf("%s: no steady-state window at N=%d", name, n)
-	}
-	res.DecodeTotal = float64(count) / window
+	res.DecodeTotal = total
 	res.PerStream = res.DecodeTotal / float64(n)
 	return res, nil
 }

@@ -1,6 +1,6 @@
 // Sampling helper for sampler.go; see qs_sample.
 #include <math.h>
-#include "llama.h"
+#include "sample.h"
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -99,15 +99,6 @@ int32_t qs_sample(struct llama_sampler *chain, const float *logits, int32_t n_vo
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-
-typedef struct {
-	struct llama_sampler *chain;
-	const float *logits;
-	llama_token_data *buf;
-	int32_t fast_k;
-	int32_t greedy;
-	int32_t result;
-} qs_job;
 
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_work = PTHREAD_COND_INITIALIZER;

@@ -2,21 +2,7 @@ package llamacpp
 
 /*
 #include <stdlib.h>
-#include "llama.h"
-
-int32_t qs_sample(struct llama_sampler *chain, const float *logits, int32_t n_vocab,
-                  llama_token_data *buf, int32_t fast_k, int greedy);
-
-typedef struct {
-	struct llama_sampler *chain;
-	const float *logits;
-	llama_token_data *buf;
-	int32_t fast_k;
-	int32_t greedy;
-	int32_t result;
-} qs_job;
-
-void qs_sample_batch(qs_job *jobs, int n, int32_t n_vocab, int threads);
+#include "sample.h"
 */
 import "C"
 
