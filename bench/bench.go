@@ -241,13 +241,20 @@ type AdapterRow struct {
 // RunAdapters measures, through the scheduler: one adapter against the base
 // at 1 and 16 sequences, and len(as) adapters × (16/len(as)) streams
 // against one adapter × 16 streams.
-func RunAdapters(o Options, as []engine.Adapter, log *zap.Logger) ([]AdapterRow, error) {
+func RunAdapters(o Options, as []engine.Adapter, log *zap.Logger, progress io.Writer) ([]AdapterRow, error) {
 	one := func(int) []engine.AdapterUse { return []engine.AdapterUse{{Adapter: as[0], Scale: 1}} }
 	mixed := func(i int) []engine.AdapterUse { return []engine.AdapterUse{{Adapter: as[i%len(as)], Scale: 1}} }
 	run := func(n int, uses func(int) []engine.AdapterUse) (float64, error) {
 		var row Row
 		if err := schedRunWith(o, o.Context, n, randomPrompts(o.Model, n, o.PromptLen), &row, log, uses); err != nil {
 			return 0, err
+		}
+		// Per decode call (one per adapter group and step), to tell the
+		// GPU's share from the loop's.
+		if p := row.Profile; p.Steps > 0 {
+			per := func(d time.Duration) string { return (d / time.Duration(p.Steps)).String() }
+			fmt.Fprintf(progress, "N=%d adapters=%v: %.0f tok/s; per decode (%d): launch %s, GPU wait %s, sample %s, accept %s\n",
+				n, uses != nil, row.SchedDecodeTotal, p.Steps, per(p.Launch), per(p.Wait), per(p.Sample), per(p.Accept))
 		}
 		return row.SchedDecodeTotal, nil
 	}

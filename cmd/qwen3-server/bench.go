@@ -40,6 +40,7 @@ func runBench(args []string) error {
 	peerModel := fs.String("peer-model", "", "model name on the peer server")
 	peerName := fs.String("peer-name", "peer", "name of the peer in the table")
 	nAdapters := fs.Int("adapters", 0, "measure LoRA adapters instead: this many random rank-16 adapters on all seven projections")
+	adapterDType := fs.String("adapter-dtype", "BF16", "with --adapters: the PEFT weights' type (BF16 converts to an F32 GGUF, F16 stays F16)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -91,7 +92,7 @@ func runBench(args []string) error {
 	defer lctx.Close()
 	opts.Context = lctx
 	if *nAdapters > 0 {
-		return runAdapterBench(opts, m, *nAdapters, log, device, *out)
+		return runAdapterBench(opts, m, *nAdapters, *adapterDType, log, device, *out)
 	}
 	if *httpMode {
 		return runHTTPBench(opts, log, device, m.Desc(), *out, *peerURL, *peerModel, *peerName)
@@ -176,7 +177,7 @@ func runHTTPBench(o bench.Options, log *zap.Logger, device, desc, out, peerURL, 
 // runAdapterBench generates random rank-16 PEFT adapters for the model's
 // shape on all seven projections, converts and loads them, and compares
 // decoding with them against the base.
-func runAdapterBench(o bench.Options, m *llamacpp.Model, n int, log *zap.Logger, device, out string) error {
+func runAdapterBench(o bench.Options, m *llamacpp.Model, n int, dtype string, log *zap.Logger, device, out string) error {
 	meta := func(k string) int {
 		v, _ := m.Meta("qwen3." + k)
 		i, _ := strconv.Atoi(v)
@@ -194,7 +195,7 @@ func runAdapterBench(o bench.Options, m *llamacpp.Model, n int, log *zap.Logger,
 	var size int64
 	for i := 0; i < n; i++ {
 		dir := filepath.Join(tmp, fmt.Sprintf("a%d", i))
-		p := adapters.RandomPEFT{Dims: dims, Rank: 16, Alpha: 32, DType: "BF16", Seed: uint64(i + 1), Scale: 0.01,
+		p := adapters.RandomPEFT{Dims: dims, Rank: 16, Alpha: 32, DType: dtype, Seed: uint64(i + 1), Scale: 0.01,
 			Targets: []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}}
 		if err := p.Write(dir); err != nil {
 			return err
@@ -211,12 +212,12 @@ func runAdapterBench(o bench.Options, m *llamacpp.Model, n int, log *zap.Logger,
 		}
 		as = append(as, scheduler.AdapterFrom(a))
 	}
-	rows, err := bench.RunAdapters(o, as, log)
+	rows, err := bench.RunAdapters(o, as, log, os.Stderr)
 	if err != nil {
 		return err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "device: %s; model: %s; adapters: rank 16, q/k/v/o/gate/up/down, %.0f MB each (F32 GGUF); prompt %d, generated %d\n\n", device, m.Desc(), float64(size)/1e6, o.PromptLen, o.GenLen)
+	fmt.Fprintf(&b, "device: %s; model: %s; adapters: rank 16, q/k/v/o/gate/up/down, %.0f MB each (%s PEFT); prompt %d, generated %d\n\n", device, m.Desc(), float64(size)/1e6, dtype, o.PromptLen, o.GenLen)
 	b.WriteString("| comparison | N | reference tok/s | with adapters tok/s | slowdown |\n| --- | ---: | ---: | ---: | ---: |\n")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.1f%% |\n", r.Name, r.N, r.Base, r.Adapter, 100*r.Slowdown)

@@ -504,7 +504,7 @@ func (e *Engine) admit() {
 			continue
 		}
 		key, _ := adapterKey(seq.req.Adapters)
-		best, bestLen := free[0], -1
+		best, bestLen := free[0], 0
 		for _, s := range free {
 			n := 0
 			if s.cacheKey == key {
@@ -513,6 +513,10 @@ func (e *Engine) admit() {
 			if n > bestLen {
 				best, bestLen = s, n
 			}
+		}
+		if bestLen == 0 {
+			// No cached prefix to reuse: place it beside its adapter group.
+			best = e.slots[e.placement(key)]
 		}
 		best.cacheKey = key
 		// At least the last prompt token is decoded again: its logits are
@@ -531,6 +535,17 @@ func (e *Engine) admit() {
 		best.seq = seq
 		e.busy.Add(1)
 	}
+}
+
+// placement applies placement() to the slots' current state.
+func (e *Engine) placement(key string) int {
+	busy, keys := make([]bool, len(e.slots)), make([]string, len(e.slots))
+	for i, s := range e.slots {
+		if s.seq != nil {
+			busy[i], keys[i] = true, s.cacheKey // a busy slot's cacheKey is its sequence's
+		}
+	}
+	return placement(busy, keys, key)
 }
 
 func (e *Engine) freeSlots() []*slot {
