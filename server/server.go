@@ -18,8 +18,10 @@ import (
 	"github.com/qwen3-lora/qwen3-server/adapters"
 	"github.com/qwen3-lora/qwen3-server/configs"
 	"github.com/qwen3-lora/qwen3-server/engine"
+	"github.com/qwen3-lora/qwen3-server/sampling"
 	"github.com/qwen3-lora/qwen3-server/server/apierror"
 	"github.com/qwen3-lora/qwen3-server/server/openai"
+	"github.com/qwen3-lora/qwen3-server/web"
 )
 
 // Server serves the API. The engine may arrive after the server started
@@ -115,6 +117,11 @@ func (s *Server) routes() http.Handler {
 	v1.GET("/adapters", s.listAdapters)
 	v1.POST("/adapters", s.loadAdapter)
 	v1.DELETE("/adapters/:name", s.unloadAdapter)
+	if s.cfg.WebUI {
+		page := gin.WrapH(web.Handler())
+		r.GET("/", page)
+		r.GET("/assets/*file", page)
+	}
 	r.NoRoute(func(c *gin.Context) {
 		if c.Request.Method == http.MethodOptions {
 			c.Status(http.StatusNoContent)
@@ -146,6 +153,22 @@ func (s *Server) health(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok", "slots_idle": st.Slots - st.BusySlots, "slots_processing": st.BusySlots, "queue_depth": st.QueueDepth})
 }
 
+// modelDefaults resolves what a request with no sampling fields gets,
+// the same way planChat does (manifest over the mode's preset).
+func (s *Server) modelDefaults(m *adapters.Manifest) *openai.ModelDefaults {
+	if m == nil {
+		m = &adapters.Manifest{}
+	}
+	d := &openai.ModelDefaults{EnableThinking: s.sampling.EnableThinking, ThinkingBudget: s.sampling.ThinkingBudget,
+		Thinking:    sampling.Resolve(m.Sampling, s.preset(true)),
+		NonThinking: sampling.Resolve(m.Sampling, s.preset(false)),
+	}
+	if m.EnableThinking != nil {
+		d.EnableThinking = *m.EnableThinking
+	}
+	return d
+}
+
 func (s *Server) models(c *gin.Context) {
 	e := s.engine()
 	if e == nil {
@@ -155,11 +178,13 @@ func (s *Server) models(c *gin.Context) {
 	info := e.Info()
 	list := openai.ModelList{Object: "list", Data: []openai.Model{{
 		ID: info.ID, Object: "model", Created: s.started.Unix(), OwnedBy: "qwen3-server", MaxModelLen: info.ContextSize,
+		Defaults: s.modelDefaults(nil),
 	}}}
 	if reg := s.adapterRegistry(); reg != nil {
 		for _, a := range reg.List() {
 			parent := info.ID
-			list.Data = append(list.Data, openai.Model{ID: a.Name, Object: "model", Created: a.LoadedAt.Unix(), OwnedBy: "qwen3-server", Parent: &parent, MaxModelLen: info.ContextSize})
+			list.Data = append(list.Data, openai.Model{ID: a.Name, Object: "model", Created: a.LoadedAt.Unix(), OwnedBy: "qwen3-server", Parent: &parent, MaxModelLen: info.ContextSize,
+				Defaults: s.modelDefaults(a.Manifest)})
 		}
 	}
 	c.JSON(http.StatusOK, list)

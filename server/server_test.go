@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/qwen3-lora/qwen3-server/configs"
@@ -52,6 +53,12 @@ func TestModelsList(t *testing.T) {
 	if list.Object != "list" || len(list.Data) != 1 || list.Data[0].ID != "fake-qwen3" || list.Data[0].Object != "model" || list.Data[0].MaxModelLen != 4096 {
 		t.Fatalf("unexpected list %+v", list)
 	}
+	// The defaults a client can show: the configured mode presets.
+	d := list.Data[0].Defaults
+	if d == nil || *d.Thinking.Temperature != 0.6 || *d.Thinking.TopP != 0.95 || *d.Thinking.TopK != 20 ||
+		*d.NonThinking.Temperature != 0.7 || *d.NonThinking.TopP != 0.8 || *d.NonThinking.TopK != 20 || !d.EnableThinking {
+		t.Fatalf("defaults %s", w.Body)
+	}
 }
 
 func TestUnknownRouteIsOpenAIError(t *testing.T) {
@@ -63,5 +70,20 @@ func TestUnknownRouteIsOpenAIError(t *testing.T) {
 	}
 	if w.Header().Get("X-Request-Id") == "" {
 		t.Fatal("no X-Request-Id")
+	}
+}
+
+func TestWebUISwitch(t *testing.T) {
+	cfg, _ := configs.Load(nil, nil)
+	on := New(configs.ServerConfig{Addr: "127.0.0.1:0", MaxBodyBytes: 1 << 20, WebUI: true}, cfg.Sampling, nil)
+	if w := get(t, on, "/"); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "<title>Qwen3 chat</title>") {
+		t.Fatalf("web_ui on: %d", w.Code)
+	}
+	if w := get(t, on, "/assets/app.js"); w.Code != http.StatusOK {
+		t.Fatalf("asset: %d", w.Code)
+	}
+	off := newTestServer()
+	if w := get(t, off, "/"); w.Code != http.StatusNotFound {
+		t.Fatalf("web_ui off: %d", w.Code)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -13,37 +14,43 @@ import (
 	"github.com/qwen3-lora/qwen3-server/internal/testutil"
 )
 
-// TestNodeSDK runs tests/node/sdk.test.mjs — the official OpenAI Node SDK —
-// against the built binary serving the chain model.
-func TestNodeSDK(t *testing.T) {
+// syncBuffer is a bytes.Buffer safe for a process writing while a test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// startBinary runs the built bin/qwen3-server serve with args on a free
+// loopback port, waits until /health answers 200, and stops it (SIGTERM)
+// when the test ends. It returns the address and the server's log.
+func startBinary(t *testing.T, args ...string) (string, *syncBuffer) {
+	t.Helper()
 	root := testutil.RepoRoot(t)
-	dir := filepath.Join(root, "tests", "node")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openai")); err != nil {
-		t.Fatalf("the Node SDK is not installed: `make testdata` runs npm ci in %s", dir)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("node not found: install Node.js (see README)")
-	}
 	addr := freeAddr(t)
-	var logs bytes.Buffer
-	srv := exec.Command(filepath.Join(root, "bin", "qwen3-server"), "serve", "--model", testutil.Model(t, "tiny-chain.gguf"),
-		"--gpu-layers", "0", "--addr", addr, "--ctx-size", "256", "--parallel", "3")
-	srv.Stdout, srv.Stderr = &logs, &logs
+	logs := &syncBuffer{}
+	srv := exec.Command(filepath.Join(root, "bin", "qwen3-server"), append([]string{"serve", "--addr", addr}, args...)...)
+	srv.Stdout, srv.Stderr = logs, logs
 	srv.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		srv.Process.Signal(syscall.SIGTERM)
 		srv.Wait()
-	}()
+	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if resp, err := http.Get("http://" + addr + "/health"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				break
+				return addr, logs
 			}
 		}
 		if time.Now().After(deadline) {
@@ -51,12 +58,38 @@ func TestNodeSDK(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	cmd := exec.Command(node, "--test", "sdk.test.mjs")
+}
+
+// nodeTest runs `node --test file` in tests/<dir> with env added, after
+// checking that `make testdata` installed the package it needs.
+func nodeTest(t *testing.T, dir, file, needs string, env ...string) string {
+	t.Helper()
+	dir = filepath.Join(testutil.RepoRoot(t), "tests", dir)
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", needs)); err != nil {
+		t.Fatalf("%s is not installed: `make testdata` runs npm ci in %s", needs, dir)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("node not found: install Node.js (see README)")
+	}
+	cmd := exec.Command(node, "--test", file)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "BASE_URL=http://"+addr+"/v1")
+	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("node SDK tests failed: %v\n%s\nserver log:\n%s", err, out, logs.String())
+		t.Fatalf("%s failed: %v\n%s", file, err, out)
 	}
-	t.Logf("%s", out)
+	return string(out)
+}
+
+// TestNodeSDK runs tests/node/sdk.test.mjs — the official OpenAI Node SDK —
+// against the built binary serving the chain model.
+func TestNodeSDK(t *testing.T) {
+	addr, logs := startBinary(t, "--model", testutil.Model(t, "tiny-chain.gguf"), "--gpu-layers", "0", "--ctx-size", "256", "--parallel", "3")
+	defer func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	}()
+	t.Logf("%s", nodeTest(t, "node", "sdk.test.mjs", "openai", "BASE_URL=http://"+addr+"/v1"))
 }
