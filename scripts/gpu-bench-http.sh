@@ -10,19 +10,7 @@
 # github.com/ollama/ollama@v0.17.4 with the same CGO_CPPFLAGS).
 set -euo pipefail
 OUT=${OUT:-artifacts/gpu-http}
-mkdir -p "$OUT"
-if [ -d build/carry ]; then
-	mkdir -p bin build testdata/cache
-	[ -f bin/qwen3-server ] || xz -dc build/carry/qwen3-server.xz > bin/qwen3-server
-	[ -f build/carry/ollama.xz ] && xz -dc build/carry/ollama.xz > build/ollama
-	[ -d build/_ggml-src ] || tar -xJf build/carry/ggml-src.tar.xz -C build
-	[ -d testdata/cache/tokenizer ] || tar -xJf build/carry/tokenizer.tar.xz -C testdata/cache
-	chmod +x bin/qwen3-server build/ollama 2>/dev/null || true
-fi
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-make cuda CUDA_ARCH="${CUDA_ARCH:-90}" 2>&1 | tail -1
-MODEL=${MODEL:-/tmp/qwen3-4b-f16.gguf}
-[ -f "$MODEL" ] || bin/qwen3-server model random --shape qwen3-4b --tokenizer testdata/cache/tokenizer --out "$MODEL"
+. "$(dirname "$0")/gpu-setup.sh"
 
 PEER=()
 if [ -x build/ollama ]; then

@@ -1,0 +1,20 @@
+# Sourced by the gpu-bench scripts, on a bare CUDA machine: unpack what
+# scripts/pack-gpu-carry.sh packed into build/carry (when it is there),
+# record the GPU in $OUT/gpu.txt, build libggml-cuda.so, and generate the
+# Qwen3-4B-shaped F16 model into $MODEL.
+mkdir -p "$OUT"
+if [ -d build/carry ]; then
+	mkdir -p bin build testdata/cache
+	[ -f bin/qwen3-server ] || xz -dc build/carry/qwen3-server.xz > bin/qwen3-server
+	[ -f build/carry/ollama.xz ] && [ ! -f build/ollama ] && xz -dc build/carry/ollama.xz > build/ollama
+	[ -d build/_ggml-src ] || tar -xJf build/carry/ggml-src.tar.xz -C build
+	[ -d testdata/cache/tokenizer ] || tar -xJf build/carry/tokenizer.tar.xz -C testdata/cache
+	chmod +x bin/qwen3-server build/ollama 2>/dev/null || true
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+nproc >> "$OUT/gpu.txt"
+start=$(date +%s)
+make cuda CUDA_ARCH="${CUDA_ARCH:-90}" 2>&1 | tail -1
+echo "cuda build: $(( $(date +%s) - start )) s" | tee -a "$OUT/gpu.txt"
+MODEL=${MODEL:-/tmp/qwen3-4b-f16.gguf}
+[ -f "$MODEL" ] || bin/qwen3-server model random --shape qwen3-4b --tokenizer testdata/cache/tokenizer --out "$MODEL"
