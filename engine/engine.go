@@ -46,6 +46,8 @@ type Request struct {
 	Grammar string
 	// JSONSchema, when set, constrains output to JSON matching it (converted
 	// to a grammar by llama.cpp); `{"type":"object"}` asks for any object.
+	// With Grammar also set, the schema's grammar joins it under the rule
+	// name "json", for Grammar to embed (tool calls: JSON inside tags).
 	JSONSchema []byte
 	// Adapters are the LoRA adapters (with scales) this request runs with;
 	// empty means the base model. The handles come from the engine's

@@ -73,8 +73,15 @@ func TestToolCallsReturned(t *testing.T) {
 	if strings.Contains(f.Requests[2].Prompt, "# Tools") {
 		t.Fatal("tool_choice none still rendered the tools")
 	}
-	if w := post(t, s, `{"messages":[{"role":"user","content":"x"}],"tool_choice":"required",`+tools+`}`); w.Code != 400 {
-		t.Fatalf("tool_choice required: %d", w.Code)
+	// tool_choice required: a grammar of tool calls over the tools' schemas,
+	// in non-thinking mode (the real engine's output: TestForcedToolChoiceGoSDK).
+	if w := post(t, s, `{"messages":[{"role":"user","content":"x"}],"tool_choice":"required",`+tools+`}`); w.Code != 200 {
+		t.Fatalf("tool_choice required: %d %s", w.Code, w.Body)
+	}
+	r := f.Requests[len(f.Requests)-1]
+	if !strings.Contains(r.Grammar, `"<tool_call>\n" json "\n</tool_call>"`) || !strings.Contains(string(r.JSONSchema), `"const":"get_weather"`) ||
+		!strings.HasSuffix(r.Prompt, "<think>\n\n</think>\n\n") {
+		t.Fatalf("required: %+v", r)
 	}
 }
 

@@ -99,7 +99,15 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest, manifest *a
 		}
 		n = *body.N
 	}
-	var schema []byte
+	// Forced tool calls and structured output both constrain the whole
+	// output with a grammar, so they run in non-thinking mode.
+	grammar, schema, err := forcedToolCalls(body.Tools, body.ToolChoice)
+	if err != nil {
+		return nil, err
+	}
+	if rf := body.ResponseFormat; grammar != "" && rf != nil && rf.Type != "" && rf.Type != "text" {
+		return nil, apierror.BadRequest("response_format", "response_format cannot be combined with a forced tool_choice")
+	}
 	if rf := body.ResponseFormat; rf != nil && rf.Type != "" && rf.Type != "text" {
 		switch rf.Type {
 		case "json_object":
@@ -112,24 +120,26 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest, manifest *a
 		default:
 			return nil, apierror.BadRequest("response_format", fmt.Sprintf("response_format type %q: want text, json_object or json_schema", rf.Type))
 		}
+	}
+	if len(schema) > 0 {
 		// The grammar constrains the whole output, so there is no room for
-		// <think>: structured output runs in non-thinking mode.
+		// <think>: these requests run in non-thinking mode.
+		param := "response_format"
+		if grammar != "" {
+			param = "tool_choice"
+		}
 		sw := qwen3.ThinkingSwitch{EnableThinking: body.EnableThinking, Think: body.Think, ReasoningEffort: body.ReasoningEffort}
 		if body.ChatTemplateKwargs != nil {
 			sw.TemplateKwarg = body.ChatTemplateKwargs.EnableThinking
 		}
 		if on, _ := sw.Resolve(false); on {
-			return nil, apierror.BadRequest("response_format", "response_format cannot be combined with thinking: the grammar leaves no room for <think>; drop the thinking switch")
+			return nil, apierror.BadRequest(param, param+" cannot be combined with thinking: the grammar leaves no room for <think>; drop the thinking switch")
 		}
 		off := false
 		body.EnableThinking, body.ChatTemplateKwargs, body.Think, body.ReasoningEffort = &off, nil, nil, nil
 	}
-	switch choice := strings.Trim(strings.TrimSpace(string(body.ToolChoice)), `"`); choice {
-	case "", "auto", "null":
-	case "none":
+	if strings.TrimSpace(string(body.ToolChoice)) == `"none"` {
 		body.Tools = nil // the model is not told about the tools
-	default:
-		return nil, apierror.BadRequest("tool_choice", fmt.Sprintf("tool_choice %s is not supported: use \"auto\" or \"none\"", body.ToolChoice))
 	}
 	prompt, thinking, err := s.renderChatWith(body, manifest)
 	if err != nil {
@@ -161,7 +171,7 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest, manifest *a
 		tools:    len(body.Tools) > 0,
 		thinking: thinking, sampling: params, stream: body.Stream, model: e.Info().ID,
 		usage: body.StreamOptions != nil && body.StreamOptions.IncludeUsage,
-		req:   engine.Request{Prompt: prompt, MaxTokens: maxTokens, Stop: body.Stop, Sampling: params.Engine(), ReasoningBudget: -1, JSONSchema: schema},
+		req:   engine.Request{Prompt: prompt, MaxTokens: maxTokens, Stop: body.Stop, Sampling: params.Engine(), ReasoningBudget: -1, JSONSchema: schema, Grammar: grammar},
 	}
 	budget := s.sampling.ThinkingBudget
 	if body.ThinkingBudget != nil {

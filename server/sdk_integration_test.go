@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -184,5 +185,73 @@ func TestJSONSchemaAndLongPrompt(t *testing.T) {
 	w = do(s, "POST", "/v1/completions", `{"prompt":"`+long+`"}`)
 	if w.Code != 400 || !strings.Contains(w.Body.String(), `"param":"prompt"`) {
 		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+}
+
+// tool_choice "required" and a named function, through the official Go
+// SDK, against the random model: the grammar leaves it nothing to write
+// but calls of the given functions with arguments matching their schemas.
+func TestForcedToolChoiceGoSDK(t *testing.T) {
+	s, _ := randomServer(t, 2, 512)
+	client, _ := sdkClient(t, s)
+	weather := openai.ChatCompletionFunctionTool(openai.FunctionDefinitionParam{Name: "get_weather", Parameters: openai.FunctionParameters{
+		"type": "object", "properties": map[string]any{"city": map[string]any{"enum": []string{"Paris", "Rome"}}}, "required": []string{"city"}, "additionalProperties": false,
+	}})
+	clock := openai.ChatCompletionFunctionTool(openai.FunctionDefinitionParam{Name: "get_time", Parameters: openai.FunctionParameters{
+		"type": "object", "properties": map[string]any{"utc": map[string]any{"type": "boolean"}}, "required": []string{"utc"}, "additionalProperties": false,
+	}})
+	for _, tc := range []struct {
+		name   string
+		choice openai.ChatCompletionToolChoiceOptionUnionParam
+		want   []string
+	}{
+		{"required", openai.ChatCompletionToolChoiceOptionUnionParam{OfAuto: openai.String("required")}, []string{"get_weather", "get_time"}},
+		{"named", openai.ToolChoiceOptionFunctionToolChoice(openai.ChatCompletionNamedToolChoiceFunctionParam{Name: "get_time"}), []string{"get_time"}},
+	} {
+		for seed := int64(1); seed <= 2; seed++ {
+			resp, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+				Model:    "tiny-random",
+				Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("What is the weather in Paris?")},
+				Tools:    []openai.ChatCompletionToolUnionParam{weather, clock}, ToolChoice: tc.choice,
+				MaxTokens: openai.Int(200), Seed: openai.Int(seed), Temperature: openai.Float(1),
+			})
+			if err != nil {
+				t.Fatalf("%s seed %d: %v", tc.name, seed, err)
+			}
+			ch := resp.Choices[0]
+			if ch.FinishReason != "tool_calls" || len(ch.Message.ToolCalls) == 0 || ch.Message.Content != "" {
+				t.Fatalf("%s seed %d: %+v", tc.name, seed, ch)
+			}
+			for _, call := range ch.Message.ToolCalls {
+				var args map[string]any
+				if !slices.Contains(tc.want, call.Function.Name) || json.Unmarshal([]byte(call.Function.Arguments), &args) != nil {
+					t.Fatalf("%s seed %d: call %s(%s)", tc.name, seed, call.Function.Name, call.Function.Arguments)
+				}
+				switch call.Function.Name {
+				case "get_weather":
+					if c := args["city"]; c != "Paris" && c != "Rome" || len(args) != 1 {
+						t.Fatalf("arguments %s", call.Function.Arguments)
+					}
+				case "get_time":
+					if _, ok := args["utc"].(bool); !ok || len(args) != 1 {
+						t.Fatalf("arguments %s", call.Function.Arguments)
+					}
+				}
+			}
+			if tc.name == "named" && len(ch.Message.ToolCalls) != 1 {
+				t.Fatalf("named: %d calls", len(ch.Message.ToolCalls))
+			}
+		}
+	}
+	// Mistakes are refused with the parameter named.
+	for body, param := range map[string]string{
+		`{"messages":[{"role":"user","content":"x"}],"tool_choice":"required"}`:                                                                                           "tool_choice",
+		`{"messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"function","function":{"name":"nope"}},"tools":[{"type":"function","function":{"name":"a"}}]}`: "tool_choice",
+		`{"messages":[{"role":"user","content":"x"}],"tool_choice":"sometimes","tools":[{"type":"function","function":{"name":"a"}}]}`:                                    "tool_choice",
+		`{"messages":[{"role":"user","content":"x"}],"tool_choice":"required","enable_thinking":true,"tools":[{"type":"function","function":{"name":"a"}}]}`:              "tool_choice",
+	} {
+		if w := post(t, s, body); w.Code != 400 || !strings.Contains(w.Body.String(), `"param":"`+param+`"`) {
+			t.Errorf("%s: %d %s", body, w.Code, w.Body)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -40,12 +41,24 @@ func runBench(args []string) error {
 	peerModel := fs.String("peer-model", "", "model name on the peer server")
 	peerName := fs.String("peer-name", "peer", "name of the peer in the table")
 	nAdapters := fs.Int("adapters", 0, "measure LoRA adapters instead: this many random rank-16 adapters on all seven projections")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole run to this file (go tool pprof)")
 	adapterDType := fs.String("adapter-dtype", "BF16", "with --adapters: the PEFT weights' type (BF16 converts to an F32 GGUF, F16 stays F16)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *model == "" {
 		return fmt.Errorf("--model is required")
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var levels []int
 	for _, p := range strings.Split(*parallel, ",") {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -372,6 +373,9 @@ func (e *Engine) freeSlotsHint() int {
 	return len(e.slots) - int(e.busy.Load())
 }
 
+// rootRule is the root rule's definition in a grammar from a JSON schema.
+var rootRule = regexp.MustCompile(`(?m)^root\s*::=`)
+
 func (e *Engine) newSequence(req *engine.Request) (*sequence, error) {
 	prompt := req.PromptTokens
 	if prompt == nil {
@@ -397,8 +401,18 @@ func (e *Engine) newSequence(req *engine.Request) (*sequence, error) {
 	}
 	grammar := req.Grammar
 	if len(req.JSONSchema) > 0 {
-		if grammar = llamacpp.SchemaToGrammar(req.JSONSchema); grammar == "" {
-			return nil, engine.Invalid("response_format", "the JSON schema is invalid or uses features llama.cpp cannot turn into a grammar")
+		g := llamacpp.SchemaToGrammar(req.JSONSchema)
+		if g == "" {
+			param := "response_format"
+			if req.Grammar != "" {
+				param = "tools"
+			}
+			return nil, engine.Invalid(param, "the JSON schema is invalid or uses features llama.cpp cannot turn into a grammar")
+		}
+		if req.Grammar == "" {
+			grammar = g
+		} else {
+			grammar = req.Grammar + "\n" + rootRule.ReplaceAllString(g, "json ::=")
 		}
 	}
 	sp := req.Sampling
