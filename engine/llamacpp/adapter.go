@@ -68,7 +68,3 @@ func (c *Context) SetAdapters(list []AdapterScale) error {
 	}
 	return nil
 }
-
-// GraphsReused is how many times llama.cpp reused the previous compute
-// graph instead of building one (llama_perf_context).
-func (c *Context) GraphsReused() int { return int(C.llama_perf_context(c.c).n_reused) }
