@@ -57,7 +57,9 @@ test("API key, streamed reasoning and answer apart, thinking switch, history, er
     assert.match(await page.textContent("#notice"), /needs an API key/);
     await shot(page, "error-api-key");
 
-    await page.click("#settings-toggle");
+    // ...and opens the settings at the key field.
+    assert.equal(await page.isVisible("#settings"), true);
+    assert.equal(await page.evaluate(() => document.activeElement.id), "api-key");
     await page.fill("#api-key", API_KEY);
     await page.press("#api-key", "Tab");
     await page.waitForSelector("#notice", { state: "hidden" });
@@ -175,6 +177,8 @@ test("adapter picker, stop, compare mode, phone layout, dark mode", async () => 
       const m = [...document.querySelectorAll(".message.assistant")].pop();
       return m && (m.querySelector(".content").textContent + m.querySelector(".reasoning").textContent).length > 0;
     });
+    // Text is in its area while the answer is still streaming.
+    assert.equal(await page.locator(".message.assistant").last().getAttribute("aria-busy"), "true");
     assert.equal(await page.isVisible("#stop"), true);
     await page.click("#stop");
     await idle(page);

@@ -79,6 +79,12 @@
     } catch (err) {
       models = [];
       notice(plain(err));
+      if (err instanceof ApiError && err.status === 401) {
+        // The server wants a key: open the settings at the key field.
+        $("settings").hidden = false;
+        $("settings-toggle").setAttribute("aria-expanded", "true");
+        $("api-key").focus();
+      }
     }
     const sel = $("model");
     sel.replaceChildren();
