@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"math"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -181,6 +182,21 @@ func TestMergedEqualsRuntimeAdapter(t *testing.T) {
 	if !equalTokens(runtimeOut.tokens, mergedOut.tokens) {
 		t.Fatalf("run-time adapter %v, merged %v", runtimeOut.tokens, mergedOut.tokens)
 	}
+	// ...and the same logits, within float tolerance, at the prompt's end.
+	runtimeLogits, mergedLogits, baseLogits := promptLogits(t, base, lora), promptLogits(t, merged, ""), promptLogits(t, base, "")
+	maxDiff := func(a, b []float32) (d float64) {
+		for i := range a {
+			d = max(d, math.Abs(float64(a[i]-b[i])))
+		}
+		return d
+	}
+	t.Logf("max |logit difference|: run-time vs merged %g, base vs merged %g", maxDiff(runtimeLogits, mergedLogits), maxDiff(baseLogits, mergedLogits))
+	if d := maxDiff(runtimeLogits, mergedLogits); d > 1e-3 {
+		t.Fatalf("logits differ by up to %g between the run-time adapter and the merged model", d)
+	}
+	if d := maxDiff(baseLogits, mergedLogits); d < 1e-2 {
+		t.Fatalf("the adapter moves the logits by only %g: the comparison proves nothing", d)
+	}
 	// A quantized base is refused with a hint.
 	q := filepath.Join(dir, "q8.gguf")
 	if err := llamacpp.Quantize(base, q, "Q8_0", 2); err != nil {
@@ -189,4 +205,45 @@ func TestMergedEqualsRuntimeAdapter(t *testing.T) {
 	if err := adapters.Merge(q, lora, filepath.Join(dir, "x.gguf"), 1, nil); err == nil || !strings.Contains(err.Error(), "quantize") {
 		t.Fatalf("quantized base: %v", err)
 	}
+}
+
+// promptLogits decodes a fixed prompt on a fresh context of the model, with
+// the LoRA file applied at scale 1 when lora is set, and returns the
+// logits at the last prompt position.
+func promptLogits(t *testing.T, model, lora string) []float32 {
+	t.Helper()
+	m, err := llamacpp.LoadModel(llamacpp.ModelParams{Path: model, GPULayers: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, err := llamacpp.NewContext(m, llamacpp.ContextParams{NCtx: 128, NBatch: 64, NUBatch: 64, NSeqMax: 1, Threads: 2, FlashAttn: "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.Close()
+	if lora != "" {
+		a, err := llamacpp.LoadAdapter(m, lora)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		if err := ctx.SetAdapters([]llamacpp.AdapterScale{{Adapter: a, Scale: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		defer ctx.SetAdapters(nil)
+	}
+	toks, err := m.Tokenize("Merge me, please: the logits must agree.", false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := llamacpp.NewBatch(64)
+	defer b.Close()
+	for i, tok := range toks {
+		b.Add(tok, i, 0, i == len(toks)-1)
+	}
+	if err := ctx.Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	return append([]float32(nil), ctx.Logits(len(toks)-1)...)
 }
