@@ -122,7 +122,7 @@ func TestUnloadDuringStream(t *testing.T) {
 	}
 	rest, _ := io.ReadAll(rd)
 	out := string(rest)
-	if !strings.Contains(out, `"finish_reason":"length"`) || !strings.HasSuffix(out, "data: [DONE]\n\n") || strings.Contains(out, "error") {
+	if !strings.Contains(out, `"finish_reason":"length"`) || !strings.HasSuffix(out, "data: [DONE]\n\n") || strings.Contains(out, `data: {"error"`) {
 		t.Fatalf("stream did not finish cleanly:\n%s", out)
 	}
 	if w := do(s, "DELETE", "/v1/adapters/chat", ""); w.Code != 404 {
@@ -183,7 +183,7 @@ func TestPEFTAndGGUFFormsAgreeLoadDuringTraffic(t *testing.T) {
 		}
 	}
 	rest, _ := io.ReadAll(rd)
-	if out := string(rest); !strings.Contains(out, `"finish_reason":"length"`) || strings.Contains(out, "error") {
+	if out := string(rest); !strings.Contains(out, `"finish_reason":"length"`) || strings.Contains(out, `data: {"error"`) {
 		t.Fatalf("the request streaming during the loads did not finish cleanly:\n%s", out)
 	}
 	a, _ := completionText(t, s, `{"model":"peft","prompt":"The patient reports","max_tokens":12,"temperature":0}`)
