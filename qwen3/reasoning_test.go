@@ -24,23 +24,7 @@ func parseAll(thinking bool, pieces []string) (string, string) {
 // everySplit calls fn with every way to cut s into pieces at character
 // boundaries.
 func everySplit(s string, fn func([]string)) {
-	var bounds []int
-	for i := range s {
-		if i > 0 {
-			bounds = append(bounds, i)
-		}
-	}
-	for mask := 0; mask < 1<<len(bounds); mask++ {
-		var pieces []string
-		start := 0
-		for k, b := range bounds {
-			if mask&(1<<k) != 0 {
-				pieces = append(pieces, s[start:b])
-				start = b
-			}
-		}
-		fn(append(pieces, s[start:]))
-	}
+	everySplitBounded(s, max(1, utf8.RuneCountInString(s)), fn)
 }
 
 func TestParserEverySplit(t *testing.T) {

@@ -508,18 +508,7 @@ func (s *Server) streamChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
 		return sendDelta(i, r, a, calls)
 	})
 	if err != nil {
-		if c.Request.Context().Err() != nil {
-			c.Set(ctxError, "client disconnected")
-			return // the client is gone; the engine already freed the slot
-		}
-		if !w.started {
-			s.fail(c, remapParam(err, "messages"))
-			return
-		}
-		ae := apierror.From(err)
-		c.Set(ctxError, ae.Message)
-		w.event(ae.Body())
-		w.done()
+		s.failStream(c, w, err, "messages")
 		return
 	}
 	for i, g := range gens {
@@ -537,7 +526,27 @@ func (s *Server) streamChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
 	c.Set(ctxTokensOut, usage.CompletionTokens)
 }
 
-// sseWriter writes "data: <json>\n\n" events and flushes each.
+// failStream ends a generation that failed: nothing more when the client
+// is gone (the engine already freed the slot), a normal HTTP error when no
+// event went out yet (w may be nil: not streaming), else an in-band error
+// event and [DONE]. param names the field a bad-input error points at.
+func (s *Server) failStream(c *gin.Context, w *sseWriter, err error, param string) {
+	if c.Request.Context().Err() != nil {
+		c.Set(ctxError, "client disconnected")
+		return
+	}
+	if w == nil || !w.started {
+		s.fail(c, remapParam(err, param))
+		return
+	}
+	ae := apierror.From(err)
+	c.Set(ctxError, ae.Message)
+	w.event(ae.Body())
+	w.done()
+}
+
+// sseWriter writes "data: <json>\n\n" events and flushes each; safe for
+// several goroutines (the choices or prompts of one request).
 type sseWriter struct {
 	c       *gin.Context
 	started bool

@@ -8,13 +8,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"go.uber.org/zap/zaptest"
-
-	"github.com/qwen3-lora/qwen3-server/configs"
-	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
-	"github.com/qwen3-lora/qwen3-server/engine/scheduler"
-	"github.com/qwen3-lora/qwen3-server/internal/testutil"
 )
 
 // chainServer serves the chain test model, whose output is known: after the
@@ -22,16 +15,7 @@ import (
 // the empty think block "Hello!<|im_end|>". So template → engine → parser →
 // API can be asserted exactly.
 func chainServer(t *testing.T) *Server {
-	t.Helper()
-	llamacpp.SetLogger(nil)
-	e, err := scheduler.New(scheduler.Options{ModelPath: testutil.Model(t, "tiny-chain.gguf"), GPULayers: 0, ContextSize: 256, Parallel: 2, Threads: 2}, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
-	cfg, _ := configs.Load(nil, nil)
-	s := New(configs.ServerConfig{Addr: "127.0.0.1:0", MaxBodyBytes: 1 << 20}, cfg.Sampling, zaptest.NewLogger(t))
-	s.SetEngine(e)
+	s, _ := engineServer(t, "tiny-chain.gguf", 2, 256)
 	return s
 }
 

@@ -48,7 +48,6 @@ func (s *Server) completions(c *gin.Context) {
 	c.Header(headerSampling, params.String())
 	id, created := newID("cmpl-"), time.Now().Unix()
 	var w *sseWriter
-	var wmu sync.Mutex
 	if body.Stream {
 		w = &sseWriter{c: c}
 	}
@@ -56,8 +55,6 @@ func (s *Server) completions(c *gin.Context) {
 		if w == nil {
 			return nil
 		}
-		wmu.Lock()
-		defer wmu.Unlock()
 		return w.event(openai.CompletionResponse{ID: id, Object: "text_completion", Created: created, Model: model,
 			Choices: []openai.CompletionChoice{{Index: index, Text: text, FinishReason: finish}}})
 	}
@@ -80,18 +77,7 @@ func (s *Server) completions(c *gin.Context) {
 		return send(i, "", &reason)
 	})
 	if err != nil {
-		if c.Request.Context().Err() != nil {
-			c.Set(ctxError, "client disconnected")
-			return
-		}
-		if w == nil || !w.started {
-			s.fail(c, remapParam(err, "prompt"))
-			return
-		}
-		ae := apierror.From(err)
-		c.Set(ctxError, ae.Message)
-		w.event(ae.Body())
-		w.done()
+		s.failStream(c, w, err, "prompt")
 		return
 	}
 	usage := &openai.Usage{}

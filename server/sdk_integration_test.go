@@ -27,9 +27,15 @@ func sdkClient(t *testing.T, s *Server) (openai.Client, *httptest.Server) {
 }
 
 func randomServer(t *testing.T, parallel, ctx int) (*Server, *scheduler.Engine) {
+	return engineServer(t, "tiny-random.gguf", parallel, ctx)
+}
+
+// engineServer serves a generated test model on the real engine (CPU) with
+// the default configuration.
+func engineServer(t *testing.T, model string, parallel, ctx int) (*Server, *scheduler.Engine) {
 	t.Helper()
 	llamacpp.SetLogger(nil)
-	e, err := scheduler.New(scheduler.Options{ModelPath: testutil.Model(t, "tiny-random.gguf"), GPULayers: 0, ContextSize: ctx, Parallel: parallel, Threads: 2}, zaptest.NewLogger(t))
+	e, err := scheduler.New(scheduler.Options{ModelPath: testutil.Model(t, model), GPULayers: 0, ContextSize: ctx, Parallel: parallel, Threads: 2}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

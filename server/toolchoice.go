@@ -8,14 +8,14 @@ import (
 	"github.com/qwen3-lora/qwen3-server/server/apierror"
 )
 
-// toolCallGrammar is the GBNF for Qwen3's tool-call output: one or more
-// <tool_call> blocks, each holding a JSON object the engine generates from
-// a JSON schema under the rule "json" (see engine.Request.Grammar).
+// toolCallRule is Qwen3's tool-call block in GBNF, holding a JSON object
+// the engine generates from a JSON schema under the rule "json" (see
+// engine.Request.Grammar). "required" allows one or more blocks, a named
+// function exactly one.
 const (
-	toolCallsGrammar = "root ::= qwen3-tool-call (\"\\n\" qwen3-tool-call)*\n" +
-		"qwen3-tool-call ::= \"<tool_call>\\n\" json \"\\n</tool_call>\"\n"
-	oneToolCallGrammar = "root ::= qwen3-tool-call\n" +
-		"qwen3-tool-call ::= \"<tool_call>\\n\" json \"\\n</tool_call>\"\n"
+	toolCallRule       = "qwen3-tool-call ::= \"<tool_call>\\n\" json \"\\n</tool_call>\"\n"
+	toolCallsGrammar   = "root ::= qwen3-tool-call (\"\\n\" qwen3-tool-call)*\n" + toolCallRule
+	oneToolCallGrammar = "root ::= qwen3-tool-call\n" + toolCallRule
 )
 
 type wireTool struct {

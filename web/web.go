@@ -5,13 +5,14 @@
 package web
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"io/fs"
 	"net/http"
-	"path"
 	"strings"
+	"time"
 )
 
 //go:embed static
@@ -22,31 +23,38 @@ var files embed.FS
 const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'"
 
-// Handler serves the page at / and its files at /assets/. Responses carry
-// a content-hash ETag, so a browser revalidates cheaply and never keeps a
-// page older than the binary.
+type file struct {
+	name string // for the Content-Type, by extension
+	data []byte
+	etag string
+}
+
+// Handler serves the page at / and its other files at /assets/NAME. Each
+// response carries a content-hash ETag, so a browser revalidates cheaply
+// and never keeps a page older than the binary.
 func Handler() http.Handler {
-	static, err := fs.Sub(files, "static")
-	if err != nil {
-		panic(err) // the embed pattern guarantees the folder
-	}
-	etags := map[string]string{}
-	fs.WalkDir(static, ".", func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			b, _ := fs.ReadFile(static, p)
-			sum := sha256.Sum256(b)
-			etags[p] = `"` + hex.EncodeToString(sum[:8]) + `"`
+	byPath := map[string]file{}
+	fs.WalkDir(files, "static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := files.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		name := strings.TrimPrefix(p, "static/")
+		f := file{name: name, data: b, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+		if name == "index.html" {
+			byPath["/"] = f
+		} else {
+			byPath["/assets/"+name] = f
 		}
 		return nil
 	})
-	server := http.FileServerFS(static)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		name := "index.html"
-		if r.URL.Path != "/" {
-			name = strings.TrimPrefix(path.Clean(r.URL.Path), "/assets/")
-		}
-		etag, ok := etags[name]
-		if !ok || name == "index.html" && r.URL.Path != "/" {
+		f, ok := byPath[r.URL.Path]
+		if !ok {
 			http.NotFound(w, r)
 			return
 		}
@@ -55,20 +63,8 @@ func Handler() http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cache-Control", "no-cache")
-		h.Set("ETag", etag)
-		r2 := r.Clone(r.Context())
-		r2.URL.Path = "/" + name
-		if name == "index.html" {
-			// FileServer redirects /index.html to /; serve the content.
-			b, _ := fs.ReadFile(static, name)
-			h.Set("Content-Type", "text/html; charset=utf-8")
-			if match := r.Header.Get("If-None-Match"); match == etag {
-				w.WriteHeader(http.StatusNotModified)
-				return
-			}
-			w.Write(b)
-			return
-		}
-		server.ServeHTTP(w, r2)
+		h.Set("ETag", f.etag)
+		// ServeContent answers If-None-Match with 304 and sets the type.
+		http.ServeContent(w, r, f.name, time.Time{}, bytes.NewReader(f.data))
 	})
 }
