@@ -14,7 +14,7 @@ FROM golang:${GO_VERSION}-bookworm AS go
 FROM nvidia/cuda:${CUDA_VERSION}-devel-ubuntu24.04 AS build
 ARG CUDA_ARCH=90
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential cmake make git ca-certificates nlohmann-json3-dev libstb-dev \
+      build-essential cmake make git patch ca-certificates nlohmann-json3-dev libstb-dev \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=go /usr/local/go /usr/local/go
 ENV PATH=/usr/local/go/bin:$PATH

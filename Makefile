@@ -100,15 +100,17 @@ run: build $(TINY_MODEL)
 	@gpu=""; if [ ! -f $(CUDA_LIB) ]; then gpu="--gpu-layers 0"; echo "no $(CUDA_LIB): running on the CPU (make cuda builds the GPU backend)"; fi; \
 	exec $(BIN) serve --config configs/qwen3-server.yaml --demo-model $(TINY_MODEL) $$gpu $(ARGS)
 
-## cuda-src: copy the ggml sources of the pinned ollama module (needs Go)
+## cuda-src: copy the ggml sources of the pinned ollama module (needs Go) and
+## apply our patches to them (engine/llamacpp/patches: the fused LoRA path)
 cuda-src: $(GGML_SRC)/CMakeLists.txt
 
-$(GGML_SRC)/CMakeLists.txt:
+$(GGML_SRC)/CMakeLists.txt: $(wildcard engine/llamacpp/patches/*.patch)
 	@dir=$$($(GO) list -m -f '{{.Dir}}' $(OLLAMA_MOD)); \
-		mkdir -p $(GGML_SRC)/ml/backend/ggml && \
+		rm -rf $(GGML_SRC) && mkdir -p $(GGML_SRC)/ml/backend/ggml && \
 		cp $$dir/CMakeLists.txt $$dir/CMakePresets.json $(GGML_SRC)/ && \
 		cp -r $$dir/ml/backend/ggml/ggml $(GGML_SRC)/ml/backend/ggml/ && \
-		chmod -R u+w $(GGML_SRC)
+		chmod -R u+w $(GGML_SRC) && \
+		for p in engine/llamacpp/patches/*.patch; do patch -s -p1 -d $(GGML_SRC) < $$p || exit 1; echo "applied $$p"; done
 
 ## cuda: build libggml-cuda.so into lib/ollama/ (needs nvcc and CMake; no Go
 ## needed when build/_ggml-src was prepared by `make cuda-src`)

@@ -9,12 +9,17 @@ if [ -d build/carry ]; then
 	[ -f build/carry/ollama.xz ] && [ ! -f build/ollama ] && xz -dc build/carry/ollama.xz > build/ollama
 	[ -d build/_ggml-src ] || tar -xJf build/carry/ggml-src.tar.xz -C build
 	[ -d testdata/cache/tokenizer ] || tar -xJf build/carry/tokenizer.tar.xz -C testdata/cache
-	chmod +x bin/qwen3-server build/ollama 2>/dev/null || true
+	[ -f build/carry/scheduler.test.xz ] && [ ! -f bin/scheduler.test ] && xz -dc build/carry/scheduler.test.xz > bin/scheduler.test
+	chmod +x bin/qwen3-server bin/scheduler.test build/ollama 2>/dev/null || true
+	# The packed sources are already patched; without this, make would see
+	# the patch files as newer and want Go to copy the sources again.
+	touch build/_ggml-src/CMakeLists.txt
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 nproc >> "$OUT/gpu.txt"
 start=$(date +%s)
-make cuda CUDA_ARCH="${CUDA_ARCH:-90}" 2>&1 | tail -1
+make cuda CUDA_ARCH="${CUDA_ARCH:-90}" > "$OUT/cuda-build.log" 2>&1 || { grep -E -B2 -A6 "error" "$OUT/cuda-build.log" | head -80; exit 1; }
+tail -1 "$OUT/cuda-build.log"
 echo "cuda build: $(( $(date +%s) - start )) s" | tee -a "$OUT/gpu.txt"
 MODEL=${MODEL:-/tmp/qwen3-4b-f16.gguf}
 [ -f "$MODEL" ] || bin/qwen3-server model random --shape qwen3-4b --tokenizer testdata/cache/tokenizer --out "$MODEL"

@@ -131,35 +131,7 @@ func TestIncompatibleAdapterRefused(t *testing.T) {
 // An adapter merged into the weights gives the same greedy tokens as the
 // same adapter applied at run time (F32 base, so the merge loses nothing).
 func TestMergedEqualsRuntimeAdapter(t *testing.T) {
-	root := testutil.RepoRoot(t)
-	vocab, err := modelgen.LoadVocab(filepath.Join(root, "testdata", "cache", "tokenizer"), 151936)
-	if err != nil {
-		t.Fatal(err)
-	}
-	shape := modelgen.Shapes["tiny"]
-	shape.Type = gguf.F32
-	dir := t.TempDir()
-	base := filepath.Join(dir, "base-f32.gguf")
-	if err := modelgen.Write(base, modelgen.Options{Shape: shape, Vocab: vocab, Seed: 5}, nil); err != nil {
-		t.Fatal(err)
-	}
-	peft := filepath.Join(dir, "peft")
-	p := adapters.RandomPEFT{Dims: tinyDims, Rank: 8, Alpha: 16, DType: "F32", Seed: 7, Scale: 0.5, Targets: all7}
-	if err := p.Write(peft); err != nil {
-		t.Fatal(err)
-	}
-	lora := filepath.Join(dir, "lora.gguf")
-	if _, err := adapters.ConvertPEFT(peft, lora); err != nil {
-		t.Fatal(err)
-	}
-	merged := filepath.Join(dir, "merged.gguf")
-	steps := 0
-	if err := adapters.Merge(base, lora, merged, 1, func(done, total int) { steps = done }); err != nil {
-		t.Fatal(err)
-	}
-	if steps != 14 {
-		t.Fatalf("merged %d tensors, want 14 (7 projections x 2 layers)", steps)
-	}
+	base, lora, merged := mergedTinyModel(t)
 	opts := func(path string) func(*Options) { return func(o *Options) { o.ModelPath = path; o.Parallel = 1 } }
 	eBase := startEngine(t, opts(base))
 	a, err := eBase.LoadAdapter(lora)
@@ -184,12 +156,6 @@ func TestMergedEqualsRuntimeAdapter(t *testing.T) {
 	}
 	// ...and the same logits, within float tolerance, at the prompt's end.
 	runtimeLogits, mergedLogits, baseLogits := promptLogits(t, base, lora), promptLogits(t, merged, ""), promptLogits(t, base, "")
-	maxDiff := func(a, b []float32) (d float64) {
-		for i := range a {
-			d = max(d, math.Abs(float64(a[i]-b[i])))
-		}
-		return d
-	}
 	t.Logf("max |logit difference|: run-time vs merged %g, base vs merged %g", maxDiff(runtimeLogits, mergedLogits), maxDiff(baseLogits, mergedLogits))
 	if d := maxDiff(runtimeLogits, mergedLogits); d > 1e-3 {
 		t.Fatalf("logits differ by up to %g between the run-time adapter and the merged model", d)
@@ -198,6 +164,7 @@ func TestMergedEqualsRuntimeAdapter(t *testing.T) {
 		t.Fatalf("the adapter moves the logits by only %g: the comparison proves nothing", d)
 	}
 	// A quantized base is refused with a hint.
+	dir := filepath.Dir(merged)
 	q := filepath.Join(dir, "q8.gguf")
 	if err := llamacpp.Quantize(base, q, "Q8_0", 2); err != nil {
 		t.Fatal(err)
@@ -207,12 +174,22 @@ func TestMergedEqualsRuntimeAdapter(t *testing.T) {
 	}
 }
 
-// promptLogits decodes a fixed prompt on a fresh context of the model, with
-// the LoRA file applied at scale 1 when lora is set, and returns the
+// promptLogits decodes a fixed prompt on a fresh CPU context of the model,
+// with the LoRA file applied at scale 1 when lora is set, and returns the
 // logits at the last prompt position.
 func promptLogits(t *testing.T, model, lora string) []float32 {
+	steps := decodeLogits(t, model, lora, 0, false)
+	return steps[len(steps)-1]
+}
+
+// decodeLogits decodes a fixed prompt on a fresh context of the model (gpuLayers
+// as in ModelParams), with the LoRA file applied at scale 1 when lora is set.
+// With stepwise it feeds one token per llama_decode and returns the logits
+// of every step, the shape of a one-sequence decode; otherwise one batch and
+// the logits at its end.
+func decodeLogits(t *testing.T, model, lora string, gpuLayers int, stepwise bool) [][]float32 {
 	t.Helper()
-	m, err := llamacpp.LoadModel(llamacpp.ModelParams{Path: model, GPULayers: 0})
+	m, err := llamacpp.LoadModel(llamacpp.ModelParams{Path: model, GPULayers: gpuLayers})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,11 +216,93 @@ func promptLogits(t *testing.T, model, lora string) []float32 {
 	}
 	b := llamacpp.NewBatch(64)
 	defer b.Close()
-	for i, tok := range toks {
-		b.Add(tok, i, 0, i == len(toks)-1)
+	if !stepwise {
+		for i, tok := range toks {
+			b.Add(tok, i, 0, i == len(toks)-1)
+		}
+		if err := ctx.Decode(b); err != nil {
+			t.Fatal(err)
+		}
+		return [][]float32{append([]float32(nil), ctx.Logits(len(toks)-1)...)}
 	}
-	if err := ctx.Decode(b); err != nil {
+	var steps [][]float32
+	for i, tok := range toks {
+		b.Clear()
+		b.Add(tok, i, 0, true)
+		if err := ctx.Decode(b); err != nil {
+			t.Fatal(err)
+		}
+		steps = append(steps, append([]float32(nil), ctx.Logits(0)...))
+	}
+	return steps
+}
+
+// maxDiff is the largest |a[i] - b[i]|.
+func maxDiff(a, b []float32) (d float64) {
+	for i := range a {
+		d = max(d, math.Abs(float64(a[i]-b[i])))
+	}
+	return d
+}
+
+// mergedTinyModel writes an F32 tiny base, a random rank-8 PEFT adapter on
+// all seven projections converted to GGUF, and the two merged, so that the
+// merge loses nothing: base, lora, merged paths.
+func mergedTinyModel(t *testing.T) (base, lora, merged string) {
+	t.Helper()
+	root := testutil.RepoRoot(t)
+	vocab, err := modelgen.LoadVocab(filepath.Join(root, "testdata", "cache", "tokenizer"), 151936)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return append([]float32(nil), ctx.Logits(len(toks)-1)...)
+	shape := modelgen.Shapes["tiny"]
+	shape.Type = gguf.F32
+	dir := t.TempDir()
+	base = filepath.Join(dir, "base-f32.gguf")
+	if err := modelgen.Write(base, modelgen.Options{Shape: shape, Vocab: vocab, Seed: 5}, nil); err != nil {
+		t.Fatal(err)
+	}
+	peft := filepath.Join(dir, "peft")
+	p := adapters.RandomPEFT{Dims: tinyDims, Rank: 8, Alpha: 16, DType: "F32", Seed: 7, Scale: 0.5, Targets: all7}
+	if err := p.Write(peft); err != nil {
+		t.Fatal(err)
+	}
+	lora = filepath.Join(dir, "lora.gguf")
+	if _, err := adapters.ConvertPEFT(peft, lora); err != nil {
+		t.Fatal(err)
+	}
+	merged = filepath.Join(dir, "merged.gguf")
+	steps := 0
+	if err := adapters.Merge(base, lora, merged, 1, func(done, total int) { steps = done }); err != nil {
+		t.Fatal(err)
+	}
+	if steps != 14 {
+		t.Fatalf("merged %d tensors, want 14 (7 projections x 2 layers)", steps)
+	}
+	return base, lora, merged
+}
+
+// One token per llama_decode, the shape of a one-sequence decode step: every
+// step's logits with the run-time adapter match the merged model's. On a
+// CUDA machine this is the fused LoRA path of our ggml-cuda build
+// (engine/llamacpp/patches/ggml-cuda-lora-fusion.patch), which
+// scripts/gpu-check-lora.sh runs fused and unfused; elsewhere the CPU's.
+func TestLoRAStepsMatchMerged(t *testing.T) {
+	t.Logf("GPUs: %v", gpusForTest())
+	base, lora, merged := mergedTinyModel(t)
+	runtime := decodeLogits(t, base, lora, -1, true)
+	want := decodeLogits(t, merged, "", -1, true)
+	plain := decodeLogits(t, base, "", -1, true)
+	worst, moved := 0.0, 0.0
+	for i := range want {
+		worst = max(worst, maxDiff(runtime[i], want[i]))
+		moved = max(moved, maxDiff(plain[i], want[i]))
+	}
+	t.Logf("%d steps: max |logit difference| run-time vs merged %g, base vs merged %g", len(want), worst, moved)
+	if worst > 1e-3 {
+		t.Fatalf("one-token steps: logits differ by up to %g between the run-time adapter and the merged model", worst)
+	}
+	if moved < 1e-2 {
+		t.Fatalf("the adapter moves the logits by only %g: the comparison proves nothing", moved)
+	}
 }
