@@ -9,6 +9,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"unsafe"
 )
@@ -58,10 +59,13 @@ type AdapterScale struct {
 // following decodes.
 func (c *Context) SetAdapters(list []AdapterScale) error {
 	C.llama_clear_adapter_lora(c.c)
+	var key strings.Builder
+	defer func() { c.adapterKey = key.String() }() // see Decode
 	for _, a := range list {
 		if a.Adapter == nil || a.Adapter.c == nil {
 			return errors.New("adapter is closed")
 		}
+		fmt.Fprintf(&key, "%p:%g;", a.Adapter.c, a.Scale)
 		if r := C.llama_set_adapter_lora(c.c, a.Adapter.c, C.float(a.Scale)); r != 0 {
 			return fmt.Errorf("llama_set_adapter_lora failed (%d)", int(r))
 		}

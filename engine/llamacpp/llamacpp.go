@@ -365,6 +365,12 @@ type ContextParams struct {
 type Context struct {
 	c      *C.struct_llama_context
 	nVocab int
+
+	// Graph-reuse guard (see Decode): the adapter set applied now, the one
+	// the last Decode ran with, and that Decode's sequences.
+	adapterKey, decodedKey string
+	lastSeqs               []bool // by sequence id
+	oneStream              bool   // a single KV stream: llama.cpp does not compare sequence ids
 }
 
 func ggmlType(kv string) (C.enum_ggml_type, error) {
@@ -412,7 +418,7 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 	if c == nil {
 		return nil, errors.New("llama.cpp could not create a context (out of memory? try a smaller ctx_size or parallel)")
 	}
-	return &Context{c: c, nVocab: m.nVocab}, nil
+	return &Context{c: c, nVocab: m.nVocab, lastSeqs: make([]bool, max(p.NSeqMax, 1)), oneStream: p.NSeqMax <= 1}, nil
 }
 
 // Close frees the context. Idempotent.
@@ -433,8 +439,33 @@ func (c *Context) NCtxSeq() int { return int(C.llama_n_ctx_seq(c.c)) }
 var ErrNoKVSlot = errors.New("llama_decode: no KV cache slot for the batch")
 
 // Decode runs the model on a batch.
+//
+// llama.cpp reuses the previous decode's graph when the new batch has the
+// same shape and sequences, and its check (llm_graph_params::allow_reuse)
+// compares only a pointer to the context's adapter map, not the adapters
+// in it: a request whose first batch looks like the last batch of a
+// request with other adapters (or scales) would run with those. When the
+// adapter set changed since the last Decode and the graph could be reused,
+// Decode flips the embeddings switch, which the check does compare, for
+// this one call: the graph is rebuilt with the adapters now set (and once
+// more on the next call); the only other effect is the output rows'
+// embeddings being copied out, unused.
 func (c *Context) Decode(b *Batch) error {
+	force := c.adapterKey != c.decodedKey && c.mayReuseGraph(b)
+	if force {
+		C.llama_set_embeddings(c.c, true)
+	}
 	r := C.llama_decode(c.c, b.c)
+	if force {
+		C.llama_set_embeddings(c.c, false)
+	}
+	c.decodedKey = c.adapterKey
+	clear(c.lastSeqs)
+	for i := range b.Len() {
+		if s := b.seq(i); s >= 0 && s < len(c.lastSeqs) {
+			c.lastSeqs[s] = true
+		}
+	}
 	switch {
 	case r == 0:
 		return nil
@@ -442,6 +473,21 @@ func (c *Context) Decode(b *Batch) error {
 		return ErrNoKVSlot
 	}
 	return fmt.Errorf("llama_decode failed with code %d", int(r))
+}
+
+// mayReuseGraph: whether llama.cpp could take b's first ubatch for the last
+// decode's last one. With a KV stream per sequence it compares sequence
+// ids, so a batch that shares none with the last decode cannot match.
+func (c *Context) mayReuseGraph(b *Batch) bool {
+	if c.oneStream {
+		return true
+	}
+	for i := range b.Len() {
+		if s := b.seq(i); s >= 0 && s < len(c.lastSeqs) && c.lastSeqs[s] {
+			return true
+		}
+	}
+	return false
 }
 
 // SeqRm removes KV cells of seq in positions [p0, p1) (p1 < 0: to the end).
@@ -481,6 +527,11 @@ func (b *Batch) Add(tok int32, pos, seq int, logits bool) {
 		l = 1
 	}
 	C.qs_batch_add(&b.c, C.llama_token(tok), C.llama_pos(pos), C.llama_seq_id(seq), l)
+}
+
+// seq is token i's sequence.
+func (b *Batch) seq(i int) int {
+	return int(*unsafe.Slice(b.c.seq_id, b.cap)[i])
 }
 
 // Len is the number of tokens in the batch; Cap its capacity.

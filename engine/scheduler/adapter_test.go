@@ -306,3 +306,49 @@ func TestLoRAStepsMatchMerged(t *testing.T) {
 		t.Fatalf("the adapter moves the logits by only %g: the comparison proves nothing", moved)
 	}
 }
+
+// llama.cpp reuses the last decode's graph for a batch of the same shape
+// and sequences, whatever adapters are set since: a one-token prompt in the
+// slot a request with other adapters (or another scale) just left decodes
+// exactly like that request's last step. Each must still give what it
+// gives on a fresh engine.
+func TestAdapterSwitchOnSameShapeBatch(t *testing.T) {
+	oneToken := func() engine.Request { r := greedy("", 6); r.PromptTokens = []int32{9707}; return r }
+	fresh := func(scale float32) []int32 {
+		e := startEngine(t, func(o *Options) { o.Parallel = 1 })
+		req := oneToken()
+		if scale >= 0 {
+			req = withAdapter(req, makeAdapter(t, e, 1, all7...), scale)
+		}
+		out := generate(e, context.Background(), req)
+		if out.err != nil {
+			t.Fatal(out.err)
+		}
+		return out.tokens
+	}
+	want := map[string][]int32{"base": fresh(-1), "scale 1": fresh(1), "scale 0.5": fresh(0.5)}
+	if equalTokens(want["base"], want["scale 1"]) || equalTokens(want["scale 1"], want["scale 0.5"]) {
+		t.Fatalf("the adapter or its scale changes nothing on this prompt: %v", want)
+	}
+	// One KV stream (llama.cpp compares no sequence ids) and one per slot.
+	for _, parallel := range []int{1, 4} {
+		e := startEngine(t, func(o *Options) { o.Parallel = parallel })
+		a := makeAdapter(t, e, 1, all7...)
+		for _, step := range []string{"base", "scale 1", "base", "scale 1", "scale 0.5", "scale 1"} {
+			req := oneToken()
+			switch step {
+			case "scale 1":
+				req = withAdapter(req, a, 1)
+			case "scale 0.5":
+				req = withAdapter(req, a, 0.5)
+			}
+			out := generate(e, context.Background(), req)
+			if out.err != nil {
+				t.Fatal(out.err)
+			}
+			if !equalTokens(out.tokens, want[step]) {
+				t.Fatalf("parallel %d: %s after another adapter set: %v, on a fresh engine %v", parallel, step, out.tokens, want[step])
+			}
+		}
+	}
+}
