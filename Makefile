@@ -116,7 +116,7 @@ $(GGML_SRC)/CMakeLists.txt: $(wildcard engine/llamacpp/patches/*.patch)
 ## needed when build/_ggml-src was prepared by `make cuda-src`)
 cuda: $(CUDA_LIB)
 
-$(CUDA_LIB): | $(GGML_SRC)/CMakeLists.txt
+$(CUDA_LIB): $(wildcard engine/llamacpp/patches/*.patch) | $(GGML_SRC)/CMakeLists.txt
 	cmake -S $(GGML_SRC) -B build/cuda -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=$(CUDA_ARCH) >/dev/null
 	cmake --build build/cuda --target ggml-cuda -j $$(nproc)
 	@mkdir -p lib/ollama
