@@ -104,7 +104,13 @@ run: build $(TINY_MODEL)
 ## apply our patches to them (engine/llamacpp/patches: the fused LoRA path)
 cuda-src: $(GGML_SRC)/CMakeLists.txt
 
-$(GGML_SRC)/CMakeLists.txt: $(wildcard engine/llamacpp/patches/*.patch)
+# A changed patch means copying and patching again, where Go is there to do
+# it; on a GPU machine without Go the build/_ggml-src brought along is used
+# as it is.
+PATCHES := $(wildcard engine/llamacpp/patches/*.patch)
+GGML_SRC_DEPS := $(if $(shell command -v $(GO) 2>/dev/null),$(PATCHES))
+
+$(GGML_SRC)/CMakeLists.txt: $(GGML_SRC_DEPS)
 	@dir=$$($(GO) list -m -f '{{.Dir}}' $(OLLAMA_MOD)); \
 		rm -rf $(GGML_SRC) && mkdir -p $(GGML_SRC)/ml/backend/ggml && \
 		cp $$dir/CMakeLists.txt $$dir/CMakePresets.json $(GGML_SRC)/ && \
@@ -116,7 +122,7 @@ $(GGML_SRC)/CMakeLists.txt: $(wildcard engine/llamacpp/patches/*.patch)
 ## needed when build/_ggml-src was prepared by `make cuda-src`)
 cuda: $(CUDA_LIB)
 
-$(CUDA_LIB): $(wildcard engine/llamacpp/patches/*.patch) | $(GGML_SRC)/CMakeLists.txt
+$(CUDA_LIB): $(PATCHES) | $(GGML_SRC)/CMakeLists.txt
 	cmake -S $(GGML_SRC) -B build/cuda -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=$(CUDA_ARCH) >/dev/null
 	cmake --build build/cuda --target ggml-cuda -j $$(nproc)
 	@mkdir -p lib/ollama

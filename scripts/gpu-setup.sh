@@ -11,9 +11,6 @@ if [ -d build/carry ]; then
 	[ -d testdata/cache/tokenizer ] || tar -xJf build/carry/tokenizer.tar.xz -C testdata/cache
 	[ -f build/carry/scheduler.test.xz ] && [ ! -f bin/scheduler.test ] && xz -dc build/carry/scheduler.test.xz > bin/scheduler.test
 	chmod +x bin/qwen3-server bin/scheduler.test build/ollama 2>/dev/null || true
-	# The packed sources are already patched; without this, make would see
-	# the patch files as newer and want Go to copy the sources again.
-	touch build/_ggml-src/CMakeLists.txt
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 nproc >> "$OUT/gpu.txt"

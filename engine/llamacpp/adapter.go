@@ -9,9 +9,8 @@ import "C"
 import (
 	"errors"
 	"fmt"
-	"strings"
+	"slices"
 	"sync"
-	"sync/atomic"
 	"unsafe"
 )
 
@@ -20,13 +19,7 @@ import (
 type Adapter struct {
 	mu sync.Mutex
 	c  *C.struct_llama_adapter_lora
-	// id is unique in the process, unlike c: an adapter loaded after
-	// another was freed may get its address (the key of Context.Decode's
-	// graph-reuse guard must tell them apart).
-	id uint64
 }
-
-var adapterIDs atomic.Uint64
 
 // LoadAdapter loads a GGUF LoRA file. llama.cpp checks that it fits the
 // model (architecture and tensor shapes) and refuses it otherwise.
@@ -40,7 +33,7 @@ func LoadAdapter(m *Model, path string) (*Adapter, error) {
 	if a == nil {
 		return nil, errors.New("llama.cpp refused the adapter: it does not fit the base model (architecture, layer count or tensor shapes), or it is not a LoRA GGUF")
 	}
-	return &Adapter{c: a, id: adapterIDs.Add(1)}, nil
+	return &Adapter{c: a}, nil
 }
 
 // Close frees the adapter. Idempotent. The caller must make sure no context
@@ -65,14 +58,18 @@ type AdapterScale struct {
 // SetAdapters makes exactly these adapters active on the context for the
 // following decodes.
 func (c *Context) SetAdapters(list []AdapterScale) error {
+	// Decode's graph-reuse guard needs to know when the set changes. The
+	// Go handles are compared, not the C addresses: an adapter loaded after
+	// another was freed may get its address, never its *Adapter.
+	if !slices.Equal(list, c.applied) {
+		c.adapterGen++
+		c.applied = append(c.applied[:0], list...)
+	}
 	C.llama_clear_adapter_lora(c.c)
-	var key strings.Builder
-	defer func() { c.adapterKey = key.String() }() // see Decode
 	for _, a := range list {
 		if a.Adapter == nil || a.Adapter.c == nil {
 			return errors.New("adapter is closed")
 		}
-		fmt.Fprintf(&key, "%d:%g;", a.Adapter.id, a.Scale)
 		if r := C.llama_set_adapter_lora(c.c, a.Adapter.c, C.float(a.Scale)); r != 0 {
 			return fmt.Errorf("llama_set_adapter_lora failed (%d)", int(r))
 		}

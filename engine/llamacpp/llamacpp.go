@@ -366,9 +366,11 @@ type Context struct {
 	c      *C.struct_llama_context
 	nVocab int
 
-	// Graph-reuse guard (see Decode): the adapter set applied now, the one
-	// the last Decode ran with, and that Decode's sequences.
-	adapterKey, decodedKey string
+	// Graph-reuse guard (see Decode): the adapter set applied now, bumped
+	// generation when it changes, the generation the last Decode ran with,
+	// and that Decode's sequences.
+	applied                []AdapterScale
+	adapterGen, decodedGen uint64
 	lastSeqs               []bool // by sequence id
 	oneStream              bool   // a single KV stream: llama.cpp does not compare sequence ids
 }
@@ -451,7 +453,7 @@ var ErrNoKVSlot = errors.New("llama_decode: no KV cache slot for the batch")
 // more on the next call); the only other effect is the output rows'
 // embeddings being copied out, unused.
 func (c *Context) Decode(b *Batch) error {
-	force := c.adapterKey != c.decodedKey && c.mayReuseGraph(b)
+	force := c.adapterGen != c.decodedGen && c.mayReuseGraph(b)
 	if force {
 		C.llama_set_embeddings(c.c, true)
 	}
@@ -459,7 +461,7 @@ func (c *Context) Decode(b *Batch) error {
 	if force {
 		C.llama_set_embeddings(c.c, false)
 	}
-	c.decodedKey = c.adapterKey
+	c.decodedGen = c.adapterGen
 	clear(c.lastSeqs)
 	for i := range b.Len() {
 		if s := b.seq(i); s >= 0 && s < len(c.lastSeqs) {
