@@ -239,8 +239,8 @@ type AdapterRow struct {
 }
 
 // RunAdapters measures, through the scheduler: one adapter against the base
-// at 1 and 16 sequences, and len(as) adapters × (16/len(as)) streams
-// against one adapter × 16 streams.
+// at each of o.Parallel's sequence counts, and, when 16 is one of them,
+// len(as) adapters × (16/len(as)) streams against one adapter × 16 streams.
 func RunAdapters(o Options, as []engine.Adapter, log *zap.Logger, progress io.Writer) ([]AdapterRow, error) {
 	one := func(int) []engine.AdapterUse { return []engine.AdapterUse{{Adapter: as[0], Scale: 1}} }
 	mixed := func(i int) []engine.AdapterUse { return []engine.AdapterUse{{Adapter: as[i%len(as)], Scale: 1}} }
@@ -251,15 +251,16 @@ func RunAdapters(o Options, as []engine.Adapter, log *zap.Logger, progress io.Wr
 		}
 		// Per decode call (one per adapter group and step), to tell the
 		// GPU's share from the loop's.
-		if p := row.Profile; p.Steps > 0 {
-			per := func(d time.Duration) string { return (d / time.Duration(p.Steps)).String() }
-			fmt.Fprintf(progress, "N=%d adapters=%v: %.0f tok/s; per decode (%d): launch %s, GPU wait %s, sample %s, accept %s\n",
-				n, uses != nil, row.SchedDecodeTotal, p.Steps, per(p.Launch), per(p.Wait), per(p.Sample), per(p.Accept))
+		if p := row.Profile; p.DecodeSteps > 0 {
+			per := func(d time.Duration, steps int) string { return (d / time.Duration(steps)).String() }
+			fmt.Fprintf(progress, "N=%d adapters=%v: %.0f tok/s; per decode call (%d): launch %s, GPU wait %s, sample %s, accept %s; decode-only steps (%d): launch %s, GPU wait %s\n",
+				n, uses != nil, row.SchedDecodeTotal, p.Steps, per(p.Launch, p.Steps), per(p.Wait, p.Steps), per(p.Sample, p.Steps), per(p.Accept, p.Steps),
+				p.DecodeSteps, per(p.DecodeLaunch, p.DecodeSteps), per(p.DecodeWait, p.DecodeSteps))
 		}
 		return row.SchedDecodeTotal, nil
 	}
 	var rows []AdapterRow
-	for _, n := range []int{1, 16} {
+	for _, n := range o.Parallel {
 		base, err := run(n, nil)
 		if err != nil {
 			return rows, err
@@ -270,7 +271,7 @@ func RunAdapters(o Options, as []engine.Adapter, log *zap.Logger, progress io.Wr
 		}
 		rows = append(rows, AdapterRow{Name: "1 adapter vs base", N: n, Base: base, Adapter: with, Slowdown: 1 - with/base})
 	}
-	if len(as) > 1 {
+	if len(as) > 1 && slices.Contains(o.Parallel, 16) {
 		single, err := run(16, one)
 		if err != nil {
 			return rows, err

@@ -727,6 +727,11 @@ func (e *Engine) stepGroup(slots []*slot) {
 	p.Wait += t3.Sub(t2)
 	p.Sample += t4.Sub(t3)
 	p.Accept += t5.Sub(t4)
+	if len(chunks) == 0 {
+		p.DecodeSteps++
+		p.DecodeLaunch += t1.Sub(t0)
+		p.DecodeWait += t3.Sub(t2)
+	}
 	e.profMu.Unlock()
 }
 
@@ -743,6 +748,12 @@ type Profile struct {
 	Wait   time.Duration // waiting for the GPU's logits
 	Sample time.Duration // sampling (parallel over sequences)
 	Accept time.Duration // detokenize, stop strings, hand-off
+
+	// The same for the steps that only decode (no prompt chunk): what a
+	// generated token costs, without the prefill's long launches.
+	DecodeSteps  int
+	DecodeLaunch time.Duration
+	DecodeWait   time.Duration
 }
 
 // Profile returns the loop's cumulative timings (read it when idle).

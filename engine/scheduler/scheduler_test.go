@@ -331,3 +331,30 @@ func TestGPULayersWithoutGPU(t *testing.T) {
 	e.Close()
 	e.Close() // idempotent
 }
+
+// The profile tells decode-only steps from steps with a prompt chunk, which
+// bench reports per generated token.
+func TestProfileCountsDecodeOnlySteps(t *testing.T) {
+	e := startEngine(t, func(o *Options) { o.Parallel = 1 })
+	req := greedy("", 8)
+	req.PromptTokens = make([]int32, 100) // two chunks at batch 64
+	for i := range req.PromptTokens {
+		req.PromptTokens[i] = 9707
+	}
+	if out := generate(e, context.Background(), req); out.err != nil || len(out.tokens) != 8 {
+		t.Fatalf("generate: %v, %d tokens", out.err, len(out.tokens))
+	}
+	// The loop books a step after handing its token off.
+	deadline := time.Now().Add(5 * time.Second)
+	p := e.Profile()
+	for p.Steps < 9 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		p = e.Profile()
+	}
+	if p.Steps != 9 || p.DecodeSteps != 7 {
+		t.Fatalf("steps %d, decode-only %d; want 9 (2 prompt chunks, the first token from the second) and 7", p.Steps, p.DecodeSteps)
+	}
+	if p.DecodeLaunch <= 0 || p.DecodeWait < 0 || p.DecodeLaunch > p.Launch {
+		t.Fatalf("decode-only times %v / %v against all steps' %v", p.DecodeLaunch, p.DecodeWait, p.Launch)
+	}
+}
