@@ -237,6 +237,51 @@ func decodeLogits(t *testing.T, model, lora string, gpuLayers int, stepwise bool
 	return steps
 }
 
+// decodeLogitsPaired is decodeLogits stepwise with the adapter, but every
+// step decodes the token for two sequences at once and returns sequence 0's
+// logits: two tokens per llama_decode, which the CUDA backend's fused LoRA
+// path (one token only) leaves to llama.cpp's graph, on the same weights
+// and the same quantization of x.
+func decodeLogitsPaired(t *testing.T, model, lora string, gpuLayers int) [][]float32 {
+	t.Helper()
+	m, err := llamacpp.LoadModel(llamacpp.ModelParams{Path: model, GPULayers: gpuLayers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, err := llamacpp.NewContext(m, llamacpp.ContextParams{NCtx: 256, NBatch: 64, NUBatch: 64, NSeqMax: 2, Threads: 2, FlashAttn: "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.Close()
+	a, err := llamacpp.LoadAdapter(m, lora)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := ctx.SetAdapters([]llamacpp.AdapterScale{{Adapter: a, Scale: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.SetAdapters(nil)
+	toks, err := m.Tokenize("Merge me, please: the logits must agree.", false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := llamacpp.NewBatch(64)
+	defer b.Close()
+	var steps [][]float32
+	for i, tok := range toks {
+		b.Clear()
+		b.Add(tok, i, 0, true)
+		b.Add(tok, i, 1, true)
+		if err := ctx.Decode(b); err != nil {
+			t.Fatal(err)
+		}
+		steps = append(steps, append([]float32(nil), ctx.Logits(0)...))
+	}
+	return steps
+}
+
 // maxDiff is the largest |a[i] - b[i]|.
 func maxDiff(a, b []float32) (d float64) {
 	for i := range a {
@@ -349,6 +394,43 @@ func TestAdapterSwitchOnSameShapeBatch(t *testing.T) {
 			if !equalTokens(out.tokens, want[step]) {
 				t.Fatalf("parallel %d: %s after another adapter set: %v, on a fresh engine %v", parallel, step, out.tokens, want[step])
 			}
+		}
+	}
+}
+
+// The fused LoRA path of our ggml-cuda build runs one token per llama_decode
+// on F32/F16/BF16 weights (mmvf) and on quantized ones (mmvq). Quantized
+// bases cannot be checked against a merged model, so each base type is
+// checked against itself: one sequence, one token per step (fused on CUDA),
+// against the same tokens decoded for two sequences per step (llama.cpp's
+// graph). On the CPU both are the CPU's, and the test checks only that the
+// batch shape changes nothing there.
+func TestLoRAOneTokenMatchesTwoOnQuantizedBases(t *testing.T) {
+	t.Logf("GPUs: %v", gpusForTest())
+	base, lora, _ := mergedTinyModel(t)
+	dir := t.TempDir()
+	for _, typ := range []string{"F32", "Q8_0", "Q4_0"} {
+		model := base
+		if typ != "F32" {
+			model = filepath.Join(dir, typ+".gguf")
+			if err := llamacpp.Quantize(base, model, typ, 2); err != nil {
+				t.Fatal(err)
+			}
+		}
+		one := decodeLogits(t, model, lora, -1, true)
+		two := decodeLogitsPaired(t, model, lora, -1)
+		plain := decodeLogits(t, model, "", -1, true)
+		worst, moved := 0.0, 0.0
+		for i := range one {
+			worst = max(worst, maxDiff(one[i], two[i]))
+			moved = max(moved, maxDiff(plain[i], two[i]))
+		}
+		t.Logf("%s: %d steps: max |logit difference| one token vs two %.3g, without the adapter %.3g", typ, len(one), worst, moved)
+		if moved < 0.1 {
+			t.Fatalf("%s: the adapter moves the logits by only %.3g: the comparison proves nothing", typ, moved)
+		}
+		if worst > 1e-3 {
+			t.Fatalf("%s: one token per step differs from two by %.3g (the adapter moves them by %.3g)", typ, worst, moved)
 		}
 	}
 }
