@@ -178,23 +178,37 @@ func TestMergedEqualsRuntimeAdapter(t *testing.T) {
 // with the LoRA file applied at scale 1 when lora is set, and returns the
 // logits at the last prompt position.
 func promptLogits(t *testing.T, model, lora string) []float32 {
-	steps := decodeLogits(t, model, lora, 0, false)
+	steps := decodeLogits(t, model, lora, 0, wholePrompt)
 	return steps[len(steps)-1]
 }
 
+// decodeShape is how decodeLogits feeds the prompt to llama_decode.
+type decodeShape int
+
+const (
+	wholePrompt decodeShape = iota // one batch; the logits at its end
+	oneToken                       // one token per call, the shape of a one-sequence decode; every step's logits
+	// The same tokens for two sequences per call, sequence 0's logits: two
+	// tokens per llama_decode, which the CUDA backend's fused LoRA path (one
+	// token only) leaves to llama.cpp's graph, on the same weights and the
+	// same quantization of x.
+	twoSequences
+)
+
 // decodeLogits decodes a fixed prompt on a fresh context of the model (gpuLayers
 // as in ModelParams), with the LoRA file applied at scale 1 when lora is set.
-// With stepwise it feeds one token per llama_decode and returns the logits
-// of every step, the shape of a one-sequence decode; otherwise one batch and
-// the logits at its end.
-func decodeLogits(t *testing.T, model, lora string, gpuLayers int, stepwise bool) [][]float32 {
+func decodeLogits(t *testing.T, model, lora string, gpuLayers int, shape decodeShape) [][]float32 {
 	t.Helper()
 	m, err := llamacpp.LoadModel(llamacpp.ModelParams{Path: model, GPULayers: gpuLayers})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	ctx, err := llamacpp.NewContext(m, llamacpp.ContextParams{NCtx: 128, NBatch: 64, NUBatch: 64, NSeqMax: 1, Threads: 2, FlashAttn: "off"})
+	seqs := 1
+	if shape == twoSequences {
+		seqs = 2
+	}
+	ctx, err := llamacpp.NewContext(m, llamacpp.ContextParams{NCtx: 128 * seqs, NBatch: 64, NUBatch: 64, NSeqMax: seqs, Threads: 2, FlashAttn: "off"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +230,7 @@ func decodeLogits(t *testing.T, model, lora string, gpuLayers int, stepwise bool
 	}
 	b := llamacpp.NewBatch(64)
 	defer b.Close()
-	if !stepwise {
+	if shape == wholePrompt {
 		for i, tok := range toks {
 			b.Add(tok, i, 0, i == len(toks)-1)
 		}
@@ -228,52 +242,9 @@ func decodeLogits(t *testing.T, model, lora string, gpuLayers int, stepwise bool
 	var steps [][]float32
 	for i, tok := range toks {
 		b.Clear()
-		b.Add(tok, i, 0, true)
-		if err := ctx.Decode(b); err != nil {
-			t.Fatal(err)
+		for seq := range seqs {
+			b.Add(tok, i, seq, true)
 		}
-		steps = append(steps, append([]float32(nil), ctx.Logits(0)...))
-	}
-	return steps
-}
-
-// decodeLogitsPaired is decodeLogits stepwise with the adapter, but every
-// step decodes the token for two sequences at once and returns sequence 0's
-// logits: two tokens per llama_decode, which the CUDA backend's fused LoRA
-// path (one token only) leaves to llama.cpp's graph, on the same weights
-// and the same quantization of x.
-func decodeLogitsPaired(t *testing.T, model, lora string, gpuLayers int) [][]float32 {
-	t.Helper()
-	m, err := llamacpp.LoadModel(llamacpp.ModelParams{Path: model, GPULayers: gpuLayers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	ctx, err := llamacpp.NewContext(m, llamacpp.ContextParams{NCtx: 256, NBatch: 64, NUBatch: 64, NSeqMax: 2, Threads: 2, FlashAttn: "off"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctx.Close()
-	a, err := llamacpp.LoadAdapter(m, lora)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	if err := ctx.SetAdapters([]llamacpp.AdapterScale{{Adapter: a, Scale: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	defer ctx.SetAdapters(nil)
-	toks, err := m.Tokenize("Merge me, please: the logits must agree.", false, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := llamacpp.NewBatch(64)
-	defer b.Close()
-	var steps [][]float32
-	for i, tok := range toks {
-		b.Clear()
-		b.Add(tok, i, 0, true)
-		b.Add(tok, i, 1, true)
 		if err := ctx.Decode(b); err != nil {
 			t.Fatal(err)
 		}
@@ -335,9 +306,9 @@ func mergedTinyModel(t *testing.T) (base, lora, merged string) {
 func TestLoRAStepsMatchMerged(t *testing.T) {
 	t.Logf("GPUs: %v", gpusForTest())
 	base, lora, merged := mergedTinyModel(t)
-	runtime := decodeLogits(t, base, lora, -1, true)
-	want := decodeLogits(t, merged, "", -1, true)
-	plain := decodeLogits(t, base, "", -1, true)
+	runtime := decodeLogits(t, base, lora, -1, oneToken)
+	want := decodeLogits(t, merged, "", -1, oneToken)
+	plain := decodeLogits(t, base, "", -1, oneToken)
 	worst, moved := 0.0, 0.0
 	for i := range want {
 		worst = max(worst, maxDiff(runtime[i], want[i]))
@@ -417,9 +388,9 @@ func TestLoRAOneTokenMatchesTwoOnQuantizedBases(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		one := decodeLogits(t, model, lora, -1, true)
-		two := decodeLogitsPaired(t, model, lora, -1)
-		plain := decodeLogits(t, model, "", -1, true)
+		one := decodeLogits(t, model, lora, -1, oneToken)
+		two := decodeLogits(t, model, lora, -1, twoSequences)
+		plain := decodeLogits(t, model, "", -1, oneToken)
 		worst, moved := 0.0, 0.0
 		for i := range one {
 			worst = max(worst, maxDiff(one[i], two[i]))
