@@ -27,7 +27,7 @@ CUDA_LIB     := lib/ollama/libggml-cuda.so
 
 GOFILES := $(shell find . \( -name '*.go' -o -name '*.c' -o -name '*.h' \) -not -path './build/*' -not -path './.deps/*' -not -path './node_modules/*' 2>/dev/null)
 
-.PHONY: all deps build test testdata run cuda cuda-src clean bench-gpu
+.PHONY: all deps build test testdata run cuda cuda-src cuda-patch clean bench-gpu
 
 all: build
 
@@ -117,6 +117,16 @@ $(GGML_SRC)/CMakeLists.txt: $(GGML_SRC_DEPS)
 		cp -r $$dir/ml/backend/ggml/ggml $(GGML_SRC)/ml/backend/ggml/ && \
 		chmod -R u+w $(GGML_SRC) && \
 		for p in engine/llamacpp/patches/*.patch; do patch -s -p1 -d $(GGML_SRC) < $$p || exit 1; echo "applied $$p"; done
+
+## cuda-patch: after editing the sources in build/_ggml-src, write the patch
+## again from every file that differs from the module's (so none is left out)
+cuda-patch:
+	@dir=$$($(GO) list -m -f '{{.Dir}}' $(OLLAMA_MOD)); out=engine/llamacpp/patches/ggml-cuda-lora-fusion.patch; \
+		: > $$out.tmp; \
+		for f in $$(cd $(GGML_SRC) && find ml -type f | sort); do \
+			cmp -s $$dir/$$f $(GGML_SRC)/$$f || diff -uN --label a/$$f --label b/$$f $$dir/$$f $(GGML_SRC)/$$f >> $$out.tmp; \
+		done; \
+		mv $$out.tmp $$out && touch $(GGML_SRC)/CMakeLists.txt && echo "wrote $$out: $$(grep -c '^+++ ' $$out) files"
 
 ## cuda: build libggml-cuda.so into lib/ollama/ (needs nvcc and CMake; no Go
 ## needed when build/_ggml-src was prepared by `make cuda-src`)

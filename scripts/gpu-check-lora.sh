@@ -28,8 +28,9 @@ for mode in fused nopdl unfused; do
 done
 # Fused must have fused something, or the check above proved nothing.
 grep -q 'LoRA fusion: [1-9]' "$OUT/test-fused.log" || echo "WARNING: the fused run fused nothing"
+EXTRA=("$@") # passed on to bench, e.g. --adapter-dtype F16
 bench() { # name model levels mode
-	env $(mode_env $4) bin/qwen3-server bench --model "$2" --adapters "${ADAPTERS:-4}" --adapter-levels $3 --out "$OUT/bench-adapters-$1.md" > "$OUT/bench-$1.log" 2>&1 || { tail -30 "$OUT/bench-$1.log"; exit 1; }
+	env $(mode_env $4) bin/qwen3-server bench --model "$2" --adapters "${ADAPTERS:-4}" --adapter-levels $3 --out "$OUT/bench-adapters-$1.md" "${EXTRA[@]}" > "$OUT/bench-$1.log" 2>&1 || { tail -30 "$OUT/bench-$1.log"; exit 1; }
 	echo "== $1"
 	grep 'LoRA fusion:\|not fused' "$OUT/bench-$1.log" | sed 's/try_fuse_lora: [^ ]* /try_fuse_lora: * /' | sort | uniq -c | sort -rn | head -8 || true
 	grep -E '^N=' "$OUT/bench-$1.log" | sed 's/per decode call.*decode-only/decode-only/' || true
