@@ -1,5 +1,7 @@
 # Multi-stage build, in step with the Makefile targets (make deps, build,
-# cuda-src, cuda). Docker cannot run on the development machines; the
+# cpu, ggml-src, cuda). The CPU backend is built for every x86-64 level and
+# the binary picks the best one where it runs, so the image is as fast on the
+# CPU of the machine that runs it as on the one that built it. Docker cannot run on the development machines; the
 # Makefile targets it calls are the tested path.
 #
 #   docker build -t qwen3-server --build-arg CUDA_ARCH=90 .
@@ -14,7 +16,7 @@ FROM golang:${GO_VERSION}-bookworm AS go
 FROM nvidia/cuda:${CUDA_VERSION}-devel-ubuntu24.04 AS build
 ARG CUDA_ARCH=90
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential cmake make git patch ca-certificates nlohmann-json3-dev libstb-dev \
+      build-essential cmake make git patch patchelf ca-certificates nlohmann-json3-dev libstb-dev \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=go /usr/local/go /usr/local/go
 ENV PATH=/usr/local/go/bin:$PATH
@@ -22,13 +24,13 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN make deps build cuda-src && make cuda CUDA_ARCH=${CUDA_ARCH}
+RUN make deps build cpu && make cuda CUDA_ARCH=${CUDA_ARCH}
 
 FROM nvidia/cuda:${CUDA_VERSION}-runtime-ubuntu24.04
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home /app qwen3
-# The binary finds the CUDA backend in ../lib/ollama relative to itself.
+# The binary finds the CPU and CUDA backends in ../lib/ollama relative to itself.
 COPY --from=build /src/bin/qwen3-server /app/bin/qwen3-server
 COPY --from=build /src/lib/ollama/ /app/lib/ollama/
 COPY configs/qwen3-server.yaml /app/configs/qwen3-server.yaml

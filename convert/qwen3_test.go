@@ -81,7 +81,7 @@ func exportHF(t *testing.T, src, dir string) {
 
 func greedyTokens(t *testing.T, model string) []int32 {
 	t.Helper()
-	e, err := scheduler.New(scheduler.Options{ModelPath: model, GPULayers: 0, ContextSize: 128, Parallel: 1, Threads: 2}, nil)
+	e, err := scheduler.New(scheduler.Options{ModelPath: model, LibDir: testutil.LibDir(), GPULayers: 0, ContextSize: 128, Parallel: 1, Threads: 2}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,9 +28,12 @@ type Shape struct {
 
 // Shapes the generator knows. qwen3-4b is the exact Qwen3-4B shape
 // (config.json of Qwen/Qwen3-4B); tiny keeps the real vocabulary but is small
-// enough (< 50 MB) for CI.
+// enough (< 50 MB) for CI; small (about 100M parameters, 206 MB in F16) is
+// large enough that CPU decoding is bound by memory bandwidth, as with real
+// models, and small enough to measure on a 2-core machine.
 var Shapes = map[string]Shape{
 	"tiny":     {Name: "tiny", Layers: 2, Hidden: 64, FFN: 192, Heads: 4, KVHeads: 2, HeadDim: 16, Vocab: 151936, ContextLen: 40960, Type: gguf.F16},
+	"small":    {Name: "small", Layers: 8, Hidden: 512, FFN: 1536, Heads: 8, KVHeads: 4, HeadDim: 64, Vocab: 151936, ContextLen: 40960, Type: gguf.F16},
 	"qwen3-4b": {Name: "qwen3-4b", Layers: 36, Hidden: 2560, FFN: 9728, Heads: 32, KVHeads: 8, HeadDim: 128, Vocab: 151936, ContextLen: 40960, Type: gguf.F16},
 }
 

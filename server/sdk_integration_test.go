@@ -35,7 +35,7 @@ func randomServer(t *testing.T, parallel, ctx int) (*Server, *scheduler.Engine) 
 func engineServer(t *testing.T, model string, parallel, ctx int) (*Server, *scheduler.Engine) {
 	t.Helper()
 	llamacpp.SetLogger(nil)
-	e, err := scheduler.New(scheduler.Options{ModelPath: testutil.Model(t, model), GPULayers: 0, ContextSize: ctx, Parallel: parallel, Threads: 2}, zaptest.NewLogger(t))
+	e, err := scheduler.New(scheduler.Options{ModelPath: testutil.Model(t, model), LibDir: testutil.LibDir(), GPULayers: 0, ContextSize: ctx, Parallel: parallel, Threads: 2}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func runBench(args []string) error {
 	promptLen := fs.Int("prompt-len", 512, "prompt tokens per sequence")
 	genLen := fs.Int("gen-len", 128, "generated tokens per sequence (end-of-generation ignored)")
 	batch := fs.Int("batch-size", 2048, "tokens per decode step (both loops)")
-	gpuLayers := fs.Int("gpu-layers", -1, "layers on the GPU (-1 all, 0 CPU)")
+	gpuLayers := fs.Int("gpu-layers", scheduler.GPULayersAuto, "layers on the GPU (-1 all, 0 CPU; default: all when a GPU backend loaded, else the CPU)")
 	fa := fs.String("flash-attention", "on", "auto, on or off")
 	kv := fs.String("kv-cache-type", "f16", "f16, q8_0 or q4_0")
 	threads := fs.Int("threads", 0, "llama.cpp CPU threads (0 = the server's default: 2 with every layer on the GPU, else all cores)")
@@ -72,10 +72,16 @@ func runBench(args []string) error {
 	routeLlamaLog(log.Named("llama.cpp"))
 	llamacpp.Init(libDir(""))
 	gpus := llamacpp.GPUs()
+	if *gpuLayers == scheduler.GPULayersAuto {
+		*gpuLayers = -1
+		if len(gpus) == 0 {
+			*gpuLayers = 0
+		}
+	}
 	if *gpuLayers != 0 && len(gpus) == 0 {
 		return fmt.Errorf("--gpu-layers %d but no GPU backend loaded (make cuda; expected in %s): refusing a silent CPU run", *gpuLayers, libDir(""))
 	}
-	device := "CPU"
+	device := "CPU " + cpuModel() + ", " + llamacpp.CPUBackendInUse().String()
 	if len(gpus) > 0 {
 		device = gpus[0].Name + " " + gpus[0].Description
 	}
@@ -89,6 +95,17 @@ func runBench(args []string) error {
 	}
 	defer m.Close()
 	fmt.Fprintf(os.Stderr, "model: %s (%s, %.2f GB)\n", *model, m.Desc(), float64(m.Size())/1e9)
+	if *gpuLayers == 0 {
+		// On the CPU one sequence's decoding is bound by memory bandwidth:
+		// say what the bound is on this machine, measured now, beside the
+		// figures it bounds.
+		floor, err := memoryFloor(*model, *threads)
+		if err != nil {
+			return err
+		}
+		device += "; " + floor
+		fmt.Fprintln(os.Stderr, floor)
+	}
 	opts := bench.Options{
 		Model: m, Parallel: levels, PromptLen: *promptLen, GenLen: *genLen, BatchSize: *batch,
 		FlashAttn: *fa, KVCacheType: *kv, Threads: *threads,
@@ -255,4 +272,31 @@ func parseLevels(flag, list string) ([]int, error) {
 		levels = append(levels, n)
 	}
 	return levels, nil
+}
+
+// memoryFloor measures the machine's memory read bandwidth with as many
+// threads as llama.cpp uses and divides it by the bytes of weights one
+// decode step reads: the most tokens/s one sequence can decode on the CPU.
+func memoryFloor(model string, threads int) (string, error) {
+	perToken, err := bench.WeightBytesPerToken(model)
+	if err != nil {
+		return "", err
+	}
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	bw := bench.MemoryReadBandwidth(threads, 1<<30)
+	return fmt.Sprintf("memory read bandwidth %.1f GB/s (%d threads), %.0f MB of weights read per token: floor %.1f tok/s for one sequence",
+		bw/1e9, threads, float64(perToken)/1e6, bw/float64(perToken)), nil
+}
+
+// cpuModel is the processor's name from /proc/cpuinfo ("" elsewhere).
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }

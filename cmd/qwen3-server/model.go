@@ -13,11 +13,11 @@ import (
 
 func runModel(args []string) error {
 	if len(args) == 0 || (args[0] != "random" && args[0] != "chain") {
-		return errors.New("usage: qwen3-server model random|chain --tokenizer DIR --out FILE [--shape tiny|qwen3-4b]")
+		return errors.New("usage: qwen3-server model random|chain --tokenizer DIR --out FILE [--shape tiny|small|qwen3-4b]")
 	}
 	kind := args[0]
 	fs := pflag.NewFlagSet("model "+kind, pflag.ContinueOnError)
-	shapeName := fs.String("shape", "tiny", "tiny (< 50 MB, tests and demo) or qwen3-4b (exact Qwen3-4B shape, F16, ~8 GB)")
+	shapeName := fs.String("shape", "tiny", "tiny (< 50 MB, tests and demo), small (~100M parameters, 206 MB: CPU speed work) or qwen3-4b (exact Qwen3-4B shape, F16, ~8 GB)")
 	tokDir := fs.String("tokenizer", "testdata/cache/tokenizer", "folder with tokenizer.json and tokenizer_config.json")
 	out := fs.String("out", "", "output GGUF file")
 	seed := fs.Uint64("seed", 1, "random seed")
@@ -29,7 +29,7 @@ func runModel(args []string) error {
 	}
 	shape, ok := modelgen.Shapes[*shapeName]
 	if !ok {
-		return fmt.Errorf("unknown shape %q (tiny, qwen3-4b)", *shapeName)
+		return fmt.Errorf("unknown shape %q (tiny, small, qwen3-4b)", *shapeName)
 	}
 	vocab, err := modelgen.LoadVocab(*tokDir, shape.Vocab)
 	if err != nil {

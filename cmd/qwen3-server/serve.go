@@ -123,8 +123,13 @@ func shutdown(srv *server.Server, cfg *configs.Config, log *zap.Logger) {
 }
 
 func engineOptions(cfg *configs.Config) scheduler.Options {
+	// Validate has checked the value.
+	gpuLayers, auto, _ := cfg.Model.GPULayerCount()
+	if auto {
+		gpuLayers = scheduler.GPULayersAuto
+	}
 	return scheduler.Options{
-		ModelPath: cfg.Model.Path, ModelID: cfg.Model.ID, GPULayers: cfg.Model.GPULayers,
+		ModelPath: cfg.Model.Path, ModelID: cfg.Model.ID, GPULayers: gpuLayers,
 		AllowCPUFallback: cfg.Model.AllowCPUFallback, MainGPU: cfg.Model.MainGPU, LibDir: libDir(cfg.Model.LibDir),
 		ContextSize: cfg.Engine.CtxSize, Parallel: cfg.Engine.Parallel, BatchSize: cfg.Engine.BatchSize,
 		UBatchSize: cfg.Engine.UBatchSize, FlashAttention: cfg.Engine.FlashAttention, KVCacheType: cfg.Engine.KVCacheType,

@@ -28,7 +28,9 @@ func freeAddr(t *testing.T) string {
 }
 
 // TestServeBinary runs the built binary the way `make run` does: demo model,
-// CPU, health goes ready, models lists it, SIGTERM shuts it down cleanly.
+// no GPU flag (auto: the CPU here, with one warning), the CPU backend variant
+// from lib/ollama, health goes ready, models lists it, a completion runs,
+// SIGTERM shuts it down cleanly.
 func TestServeBinary(t *testing.T) {
 	root := testutil.RepoRoot(t)
 	bin := filepath.Join(root, "bin", "qwen3-server")
@@ -38,7 +40,7 @@ func TestServeBinary(t *testing.T) {
 	addr := freeAddr(t)
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, "serve", "--config", filepath.Join(root, "configs", "qwen3-server.yaml"),
-		"--demo-model", testutil.Model(t, "tiny-random.gguf"), "--gpu-layers", "0", "--addr", addr, "--ctx-size", "256", "--parallel", "2")
+		"--demo-model", testutil.Model(t, "tiny-random.gguf"), "--addr", addr, "--ctx-size", "256", "--parallel", "2")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	if err := cmd.Start(); err != nil {
@@ -71,6 +73,20 @@ func TestServeBinary(t *testing.T) {
 	if len(list.Data) != 1 || list.Data[0].ID != "tiny-random" {
 		t.Fatalf("models: %+v", list)
 	}
+	resp, err = http.Post("http://"+addr+"/v1/completions", "application/json", strings.NewReader(`{"prompt":"Hello","max_tokens":4}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cmpl struct {
+		Usage struct {
+			CompletionTokens int `json:"completion_tokens"`
+		} `json:"usage"`
+	}
+	json.NewDecoder(resp.Body).Decode(&cmpl)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || cmpl.Usage.CompletionTokens != 4 {
+		t.Fatalf("completion: status %d, %+v\n%s", resp.StatusCode, cmpl, logs.String())
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -85,10 +101,14 @@ func TestServeBinary(t *testing.T) {
 		t.Fatalf("no exit after SIGTERM\n%s", logs.String())
 	}
 	out := logs.String()
-	for _, want := range []string{"DEMO model", "random", "backend", "shutting down"} {
+	for _, want := range []string{"DEMO model", "random", "backend", "shutting down",
+		`"cpu_backend": "libggml-cpu-`, "loaded CPU backend from " + filepath.Join(root, "lib", "ollama")} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
+	}
+	if n := strings.Count(out, "no GPU backend loaded: running on the CPU"); n != 1 {
+		t.Errorf("want the no-GPU warning once, got it %d times:\n%s", n, out)
 	}
 }
 

@@ -10,7 +10,12 @@
 package llamacpp
 
 /*
-#cgo LDFLAGS: -ldl
+// -rdynamic exports the binary's ggml to the CPU backend variants that Init
+// loads from lib/ollama: `make cpu` builds them without a libggml-base of
+// their own, so the process holds one ggml (its globals, log sink and
+// thread state) whichever backend runs a graph.
+#cgo LDFLAGS: -ldl -rdynamic
+#cgo CFLAGS: -D_GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
 #include <dlfcn.h>
@@ -28,6 +33,21 @@ static void qs_log(enum ggml_log_level level, const char *text, void *user) {
 static void qs_set_log(void) {
 	llama_log_set(qs_log, NULL);
 	ggml_log_set(qs_log, NULL);
+}
+
+// qs_object_path names the shared object (or the binary) that holds p:
+// which CPU backend variant registered a device.
+static const char *qs_object_path(const void *p) {
+	Dl_info info;
+	if (p == NULL || dladdr(p, &info) == 0) return "";
+	return info.dli_fname ? info.dli_fname : "";
+}
+
+typedef struct ggml_backend_feature *(*qs_get_features_fn)(ggml_backend_reg_t);
+
+static struct ggml_backend_feature *qs_features(ggml_backend_reg_t reg) {
+	qs_get_features_fn fn = (qs_get_features_fn)ggml_backend_reg_get_proc_address(reg, "ggml_backend_get_features");
+	return fn ? fn(reg) : NULL;
 }
 
 static void *qs_preload(const char *path) {
@@ -128,9 +148,67 @@ func Init(libDir string) {
 				}
 			}
 		}
+		// ollama's loader only searches OLLAMA_LIBRARY_PATH or
+		// <executable>/../lib/ollama; load from libDir here instead (tests
+		// and a configured model.lib_dir have other paths) and give it an
+		// empty path so nothing is registered twice.
+		os.Setenv("OLLAMA_LIBRARY_PATH", "")
+		if st, err := os.Stat(libDir); err == nil && st.IsDir() {
+			cs := C.CString(libDir)
+			C.ggml_backend_load_all_from_path(cs)
+			C.free(unsafe.Pointer(cs))
+		}
 		ollamallama.BackendInit()
 		gpuBackendLoaded = len(GPUs()) > 0
 	})
+}
+
+// CPUBackend is the CPU backend llama.cpp computes with: ggml registers the
+// built-in one (compiled by cgo for baseline x86-64: SSE2 only) and every
+// variant that Init loaded, and uses the best-scoring one the CPU supports.
+type CPUBackend struct {
+	// Library is the variant's file (libggml-cpu-haswell.so …), or "" for
+	// the built-in backend.
+	Library string
+	// Features are ggml's feature flags of that backend (AVX2, FMA, …).
+	Features []string
+}
+
+// String is the form the start-up log prints.
+func (b CPUBackend) String() string {
+	lib := "built-in (baseline x86-64; `make cpu` builds faster variants)"
+	if b.Library != "" {
+		lib = b.Library
+	}
+	return lib + ": " + strings.Join(b.Features, " ")
+}
+
+// CPUBackendInUse describes the CPU device llama.cpp picks (the first CPU
+// device in ggml's registry, which is sorted by score). Call after Init.
+func CPUBackendInUse() CPUBackend {
+	d := C.ggml_backend_dev_by_type(C.GGML_BACKEND_DEVICE_TYPE_CPU)
+	if d == nil {
+		return CPUBackend{}
+	}
+	reg := C.ggml_backend_dev_backend_reg(d)
+	var b CPUBackend
+	if obj := C.GoString(C.qs_object_path(unsafe.Pointer(reg))); strings.HasSuffix(obj, ".so") {
+		b.Library = filepath.Base(obj)
+	}
+	if f := C.qs_features(reg); f != nil {
+		for p := unsafe.Pointer(f); ; p = unsafe.Add(p, unsafe.Sizeof(*f)) {
+			feat := (*C.struct_ggml_backend_feature)(p)
+			if feat.name == nil {
+				break
+			}
+			name, val := C.GoString(feat.name), C.GoString(feat.value)
+			if val != "1" {
+				name += "=" + val
+			}
+			b.Features = append(b.Features, name)
+		}
+	}
+	return b
 }
 
 // Devices lists the compute devices ggml registered. Call after Init.

@@ -400,7 +400,15 @@ func TestLoRAOneTokenMatchesTwoOnQuantizedBases(t *testing.T) {
 		if moved < 0.1 {
 			t.Fatalf("%s: the adapter moves the logits by only %.3g: the comparison proves nothing", typ, moved)
 		}
-		if worst > 1e-3 {
+		// The CPU variants (AVX2/AVX-512) compute a quantized product of one
+		// row and of several with different kernels (vec_dot against
+		// llamafile's tinyBLAS), whose sums round differently: about 3e-3
+		// on Q4_0 with AVX-512, against the adapter's effect of 1.6.
+		tol := 1e-3
+		if len(gpusForTest()) == 0 {
+			tol = 1e-2
+		}
+		if worst > tol {
 			t.Fatalf("%s: one token per step differs from two by %.3g (the adapter moves them by %.3g)", typ, worst, moved)
 		}
 	}

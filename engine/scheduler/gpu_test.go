@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
+	"github.com/qwen3-lora/qwen3-server/internal/testutil"
 )
 
 func gpusForTest() []llamacpp.Device {
@@ -19,5 +20,8 @@ func TestMain(m *testing.M) {
 			os.Stderr.WriteString(text)
 		}
 	})
+	// Every engine in this process then computes on the CPU variant that
+	// the binary would use (llamacpp.Init runs once per process).
+	llamacpp.Init(testutil.LibDir())
 	os.Exit(m.Run())
 }

@@ -28,7 +28,7 @@ import (
 type Options struct {
 	ModelPath        string
 	ModelID          string // name reported to clients; default: file name
-	GPULayers        int    // -1 = all
+	GPULayers        int    // -1 = all; GPULayersAuto = all with a GPU, else CPU
 	AllowCPUFallback bool
 	MainGPU          int
 	ContextSize      int // KV cells per sequence
@@ -41,6 +41,11 @@ type Options struct {
 	QueueSize        int    // requests waiting for a slot
 	LibDir           string // folder with libggml-cuda.so, "" = <exe>/../lib/ollama
 }
+
+// GPULayersAuto asks for every layer on the GPU when a GPU backend loaded,
+// and the CPU (with a warning) when none did: what users of Ollama and
+// llama-server expect from a plain start.
+const GPULayersAuto = -2
 
 // GPUThreads is the llama.cpp thread count used when every layer is on the
 // GPU and no count was configured.
@@ -133,6 +138,14 @@ func New(opts Options, log *zap.Logger) (*Engine, error) {
 	}
 	llamacpp.Init(opts.LibDir)
 	gpus := llamacpp.GPUs()
+	if opts.GPULayers == GPULayersAuto {
+		opts.GPULayers = -1
+		if len(gpus) == 0 {
+			log.Warn("no GPU backend loaded: running on the CPU. To use an NVIDIA GPU, build its backend with `make cuda` (it must be in "+libDirForMessage(opts.LibDir)+"); set gpu_layers: 0 to silence this",
+				zap.Stringer("cpu_backend", llamacpp.CPUBackendInUse()))
+			opts.GPULayers = 0
+		}
+	}
 	if opts.GPULayers != 0 && len(gpus) == 0 {
 		if !opts.AllowCPUFallback {
 			return nil, fmt.Errorf("gpu_layers is %d but no GPU backend loaded (build it with `make cuda`, it must be in %s); set gpu_layers: 0 to run on the CPU, or allow_cpu_fallback: true", opts.GPULayers, libDirForMessage(opts.LibDir))
@@ -232,7 +245,8 @@ func newEngine(model *llamacpp.Model, lctx *llamacpp.Context, opts Options, ctxS
 	log.Info("engine ready",
 		zap.String("model", id), zap.String("desc", e.info.Description), zap.String("backend", backend),
 		zap.Int("gpu_layers", opts.GPULayers), zap.Int("ctx_per_seq", e.info.ContextSize),
-		zap.Int("parallel", opts.Parallel), zap.Int("batch", opts.BatchSize), zap.String("kv_type", opts.KVCacheType))
+		zap.Int("parallel", opts.Parallel), zap.Int("batch", opts.BatchSize), zap.String("kv_type", opts.KVCacheType),
+		zap.Stringer("cpu_backend", llamacpp.CPUBackendInUse()))
 	go e.loop()
 	return e
 }

@@ -2,6 +2,7 @@
 package testutil
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,20 +11,40 @@ import (
 // RepoRoot is the folder holding go.mod.
 func RepoRoot(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	dir, err := repoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatal("go.mod not found above the test's folder")
+			return "", errors.New("go.mod not found above the test's folder")
 		}
 		dir = parent
 	}
+}
+
+// LibDir is the repository's lib/ollama, where `make cpu` (a step of `make
+// test`) puts the CPU backend variants: engines in tests load them as the
+// served binary does, so the tests run the code users run, at its speed.
+// Callable from TestMain (no testing.TB there); "" if the root is not found.
+func LibDir() string {
+	root, err := repoRoot()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(root, "lib", "ollama")
 }
 
 // Model returns the path of a generated test model (tiny-random.gguf,
