@@ -241,4 +241,6 @@ func TestLogprobsStopString(t *testing.T) {
 	}
 }
 
-func utf8Valid(b []byte) bool { return bytes.Equal(bytes.ToValidUTF8(b, nil), b) && !bytes.ContainsAny(b, "\x00") }
+func utf8Valid(b []byte) bool {
+	return bytes.Equal(bytes.ToValidUTF8(b, nil), b) && !bytes.ContainsAny(b, "\x00")
+}
