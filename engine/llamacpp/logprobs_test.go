@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sort"
 	"testing"
+
+	"github.com/qwen3-lora/qwen3-server/internal/testutil"
 )
 
 // The C log-softmax and top-N selection against float64 Go, on rows with
@@ -24,15 +26,7 @@ func TestLogprobsMatchGo(t *testing.T) {
 	rows[1][10], rows[1][7], rows[1][12] = 30, 30, 29 // a tie: lower id first
 	check := func(what string, row []float32, lp Logprobs, top int) {
 		t.Helper()
-		mx := math.Inf(-1)
-		for _, v := range row {
-			mx = math.Max(mx, float64(v))
-		}
-		sum := 0.0
-		for _, v := range row {
-			sum += math.Exp(float64(v) - mx)
-		}
-		lse := mx + math.Log(sum)
+		lse := float64(row[0]) - testutil.LogSoftmax(row)[0]
 		if math.Abs(float64(lp.LSE)-lse) > 1e-4 {
 			t.Errorf("%s: lse %g, want %g", what, lp.LSE, lse)
 		}

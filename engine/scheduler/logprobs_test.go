@@ -13,24 +13,6 @@ import (
 	"github.com/qwen3-lora/qwen3-server/internal/testutil"
 )
 
-// logSoftmax is the reference: float64 over the whole row.
-func logSoftmax(logits []float32) []float64 {
-	mx := math.Inf(-1)
-	for _, v := range logits {
-		mx = math.Max(mx, float64(v))
-	}
-	sum := 0.0
-	for _, v := range logits {
-		sum += math.Exp(float64(v) - mx)
-	}
-	lse := mx + math.Log(sum)
-	out := make([]float64, len(logits))
-	for i, v := range logits {
-		out[i] = float64(v) - lse
-	}
-	return out
-}
-
 // referenceLogprobs decodes tokens in one batch on a fresh context of the
 // same model, every row's logits kept, and returns each row's log-softmax.
 func referenceLogprobs(t *testing.T, tokens []int32) [][]float64 {
@@ -55,7 +37,7 @@ func referenceLogprobs(t *testing.T, tokens []int32) [][]float64 {
 	}
 	out := make([][]float64, len(tokens))
 	for i := range tokens {
-		out[i] = logSoftmax(lctx.Logits(i))
+		out[i] = testutil.LogSoftmax(lctx.Logits(i))
 	}
 	return out
 }
