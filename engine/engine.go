@@ -139,12 +139,12 @@ type Sampling struct {
 type Chunk struct {
 	Token int32
 	Text  string
-	// Logprobs (Request.Logprobs) are those of the tokens whose bytes Text
-	// releases: none while a token's text is held back, several when held
-	// text comes out. Their bytes concatenate to Text, except that a token
-	// cut by a stop string is reported whole; tokens lying wholly inside a
-	// cut-off stop string are never reported, nor the end-of-generation
-	// token (it has no text).
+	// Logprobs (Request.Logprobs) are those of the tokens whose last byte
+	// Text releases: none while a token's text is held back, several when
+	// held text comes out. Over the stream their bytes concatenate to the
+	// text, except that a token cut by a stop string is reported whole;
+	// tokens lying wholly inside a cut-off stop string are never reported,
+	// nor the end-of-generation token (it has no text).
 	Logprobs []Logprob
 	// PromptLogprobs (Request.PromptLogprobs), on the first chunk only: one
 	// entry per prompt token; the first has Logprob NaN and no Top, as
