@@ -21,6 +21,10 @@ type Engine interface {
 	Tokenize(text string, parseSpecial bool) ([]int32, error)
 	// Detokenize converts tokens back to text.
 	Detokenize(tokens []int32) string
+	// TokenBytes is one token's raw bytes (a fragment of a multi-byte
+	// character for some tokens); the pieces of a sequence's tokens
+	// concatenate to its text. The slice is shared: do not modify it.
+	TokenBytes(tok int32) []byte
 	// Info describes the loaded model and context.
 	Info() ModelInfo
 	// Stats is a snapshot of the scheduler's load.
@@ -61,6 +65,38 @@ type Request struct {
 	ReasoningBudget   int
 	ReasoningEndToken int32
 	ReasoningEnd      []int32
+	// Logprobs asks for every generated token's log-probability and its
+	// TopLogprobs (0..MaxTopLogprobs) best alternatives, in Chunk.Logprobs.
+	// They are the raw log-softmax of the model's logits, before any
+	// sampler (temperature, top-k/p, penalties, grammar) touched them.
+	// Without it nothing is computed.
+	Logprobs    bool
+	TopLogprobs int
+	// PromptLogprobs asks for the log-probability of every prompt token
+	// given the tokens before it, with TopLogprobs alternatives, in the
+	// first chunk's PromptLogprobs. Every prompt position then needs its
+	// logits, so the prompt is decoded whole: a cached prefix (whose cells
+	// have no logits) is not reused.
+	PromptLogprobs bool
+	// PromptOnly decodes the prompt and generates nothing (scoring a
+	// prompt); the one chunk has Token -1 and the finish reason is length.
+	PromptOnly bool
+}
+
+// MaxTopLogprobs is the most alternatives a position reports (OpenAI's limit).
+const MaxTopLogprobs = 20
+
+// TokenLogprob is a token and its log-probability.
+type TokenLogprob struct {
+	Token   int32
+	Logprob float32
+}
+
+// Logprob is one position's: the token there and the best alternatives,
+// best first (ties: lower token id first).
+type Logprob struct {
+	TokenLogprob
+	Top []TokenLogprob
 }
 
 // Adapter is an adapter handle loaded by an engine.
@@ -103,6 +139,17 @@ type Sampling struct {
 type Chunk struct {
 	Token int32
 	Text  string
+	// Logprobs (Request.Logprobs) are those of the tokens whose last byte
+	// Text releases: none while a token's text is held back, several when
+	// held text comes out. Over the stream their bytes concatenate to the
+	// text, except that a token cut by a stop string is reported whole;
+	// tokens lying wholly inside a cut-off stop string are never reported,
+	// nor the end-of-generation token (it has no text).
+	Logprobs []Logprob
+	// PromptLogprobs (Request.PromptLogprobs), on the first chunk only: one
+	// entry per prompt token; the first has Logprob NaN and no Top, as
+	// nothing precedes it.
+	PromptLogprobs []Logprob
 }
 
 // Finish reasons, as OpenAI names them.

@@ -153,7 +153,7 @@ func TestCompletionsBatchInOrder(t *testing.T) {
 	if !strings.Contains(out, `"index":1,"text":" one"`) || strings.Count(out, `"finish_reason":"stop"`) != 2 || !strings.HasSuffix(out, "data: [DONE]\n\n") {
 		t.Fatalf("%s", out)
 	}
-	for _, bad := range []string{`{}`, `{"prompt":[]}`, `{"prompt":5}`, `{"prompt":"x","max_tokens":0}`, `{"prompt":"x","logprobs":1}`} {
+	for _, bad := range []string{`{}`, `{"prompt":[]}`, `{"prompt":5}`, `{"prompt":"x","max_tokens":0}`, `{"prompt":"x","logprobs":21}`} {
 		if w := do(s, "POST", "/v1/completions", bad); w.Code != 400 {
 			t.Errorf("%s: %d", bad, w.Code)
 		}

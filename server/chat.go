@@ -37,6 +37,7 @@ type chatPlan struct {
 	stream   bool
 	usage    bool // stream_options.include_usage
 	model    string
+	logprobs bool
 }
 
 func (s *Server) chatCompletions(c *gin.Context) {
@@ -166,7 +167,19 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest, manifest *a
 	if err := checkStops(body.Stop); err != nil {
 		return nil, err
 	}
+	logprobs := body.Logprobs != nil && *body.Logprobs
+	top := 0
+	if body.TopLogprobs != nil {
+		if !logprobs {
+			return nil, apierror.BadRequest("top_logprobs", "top_logprobs needs logprobs: true")
+		}
+		if err := checkTopLogprobs("top_logprobs", *body.TopLogprobs); err != nil {
+			return nil, err
+		}
+		top = *body.TopLogprobs
+	}
 	plan := &chatPlan{
+		logprobs: logprobs,
 		n:        n,
 		tools:    len(body.Tools) > 0,
 		thinking: thinking, sampling: params, stream: body.Stream, model: e.Info().ID,
@@ -187,6 +200,7 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest, manifest *a
 		}
 		plan.req.ReasoningBudget, plan.req.ReasoningEnd, plan.req.ReasoningEndToken = budget, end, endTok
 	}
+	plan.req.Logprobs, plan.req.TopLogprobs = logprobs, top
 	return plan, nil
 }
 
@@ -320,6 +334,10 @@ type generation struct {
 	reasoningTokens int
 	reasoning       strings.Builder
 	content         strings.Builder
+	// logprobs of every generated token (reasoning included, as vLLM), and
+	// how many a stream has sent.
+	logprobs []engine.Logprob
+	lpSent   int
 }
 
 func newGeneration(plan *chatPlan) *generation {
@@ -336,6 +354,7 @@ func (g *generation) feed(ch engine.Chunk) (string, string, []qwen3.Call) {
 	if g.parser.InReasoning() {
 		g.reasoningTokens++
 	}
+	g.logprobs = append(g.logprobs, ch.Logprobs...)
 	r, a := g.parser.Push(ch.Text)
 	return g.record(r, a, false)
 }
@@ -461,7 +480,11 @@ func (s *Server) completeChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
 			}
 		}
 		reason := finishReason(results[i], g)
-		resp.Choices = append(resp.Choices, openai.ChatChoice{Index: i, Message: msg, FinishReason: &reason})
+		choice := openai.ChatChoice{Index: i, Message: msg, FinishReason: &reason}
+		if plan.logprobs {
+			choice.Logprobs = chatLogprobs(e, g.logprobs)
+		}
+		resp.Choices = append(resp.Choices, choice)
 	}
 	c.Set(ctxTokensIn, resp.Usage.PromptTokens)
 	c.Set(ctxTokensOut, resp.Usage.CompletionTokens)
@@ -478,9 +501,19 @@ func (s *Server) streamChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
 		return openai.ChatResponse{ID: id, Object: "chat.completion.chunk", Created: created, Model: plan.model,
 			Choices: []openai.ChatChoice{{Index: index, Delta: &delta, FinishReason: finish}}}
 	}
+	// withLogprobs attaches the logprobs not sent yet: those of the tokens
+	// whose text this event carries, and of earlier ones whose text the
+	// parser held back or dropped (tags); the last event takes the rest.
+	withLogprobs := func(ev openai.ChatResponse, g *generation) openai.ChatResponse {
+		if plan.logprobs {
+			ev.Choices[0].Logprobs = chatLogprobs(e, g.logprobs[g.lpSent:])
+			g.lpSent = len(g.logprobs)
+		}
+		return ev
+	}
 	started := make([]bool, plan.n)
 	sentCalls := make([]int, plan.n)
-	sendDelta := func(i int, r, a string, calls []qwen3.Call) error {
+	sendDelta := func(i int, g *generation, r, a string, calls []qwen3.Call) error {
 		if !started[i] {
 			started[i] = true
 			if err := w.event(chunk(i, openai.ResponseMessage{Role: "assistant", Content: strPtr("")}, nil)); err != nil {
@@ -501,11 +534,11 @@ func (s *Server) streamChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
 			d.ToolCalls = wireCalls(calls, sentCalls[i])
 			sentCalls[i] += len(calls)
 		}
-		return w.event(chunk(i, d, nil))
+		return w.event(withLogprobs(chunk(i, d, nil), g))
 	}
 	gens, results, err := s.runChoices(c.Request.Context(), e, plan, func(i int, g *generation, ch engine.Chunk) error {
 		r, a, calls := g.feed(ch)
-		return sendDelta(i, r, a, calls)
+		return sendDelta(i, g, r, a, calls)
 	})
 	if err != nil {
 		s.failStream(c, w, err, "messages")
@@ -513,9 +546,9 @@ func (s *Server) streamChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
 	}
 	for i, g := range gens {
 		r, a, calls := g.finish()
-		sendDelta(i, r, a, calls)
+		sendDelta(i, g, r, a, calls)
 		reason := finishReason(results[i], g)
-		w.event(chunk(i, openai.ResponseMessage{}, &reason))
+		w.event(withLogprobs(chunk(i, openai.ResponseMessage{}, &reason), g))
 	}
 	usage := sumUsage(results, gens)
 	if plan.usage {

@@ -51,30 +51,59 @@ func (s *Server) completions(c *gin.Context) {
 	if body.Stream {
 		w = &sseWriter{c: c}
 	}
-	send := func(index int, text string, finish *string) error {
+	send := func(index int, text string, lp *openai.CompletionLogprobs, finish *string) error {
 		if w == nil {
 			return nil
 		}
 		return w.event(openai.CompletionResponse{ID: id, Object: "text_completion", Created: created, Model: model,
-			Choices: []openai.CompletionChoice{{Index: index, Text: text, FinishReason: finish}}})
+			Choices: []openai.CompletionChoice{{Index: index, Text: text, Logprobs: lp, FinishReason: finish}}})
 	}
 
 	results := make([]*engine.Result, len(reqs))
+	// Per prompt: the logprobs builder and, not streaming, everything.
+	lps := make([]*completionLogprobs, len(reqs))
+	all := make([]*openai.CompletionLogprobs, len(reqs))
 	err = runAll(c.Request.Context(), len(reqs), e.Stats().Slots, func(ctx context.Context, i int) error {
 		timer := s.metrics.timer()
 		var err error
-		results[i], err = e.Generate(ctx, &reqs[i], func(ch engine.Chunk) error {
-			timer.token()
-			if ch.Text == "" {
+		first := true
+		if reqs[i].Logprobs {
+			lps[i] = &completionLogprobs{e: e}
+			if w == nil {
+				all[i] = &openai.CompletionLogprobs{}
+			}
+		}
+		// logprobsOf converts a chunk's logprobs (nil without logprobs).
+		logprobsOf := func(l []engine.Logprob) *openai.CompletionLogprobs {
+			if lps[i] == nil {
 				return nil
 			}
-			return send(i, ch.Text, nil)
+			return lps[i].add(l, all[i])
+		}
+		results[i], err = e.Generate(ctx, &reqs[i], func(ch engine.Chunk) error {
+			if first && body.Echo {
+				// echo: the prompt (and its logprobs) before the completion
+				lp := logprobsOf(ch.PromptLogprobs)
+				if err := send(i, promptText(e, reqs[i]), lp, nil); err != nil {
+					return err
+				}
+			}
+			first = false
+			if ch.Token < 0 { // PromptOnly: nothing generated
+				return nil
+			}
+			timer.token()
+			lp := logprobsOf(ch.Logprobs)
+			if ch.Text == "" && (lp == nil || len(lp.Tokens) == 0) {
+				return nil
+			}
+			return send(i, ch.Text, lp, nil)
 		})
 		if err != nil {
 			return err
 		}
 		reason := results[i].FinishReason
-		return send(i, "", &reason)
+		return send(i, "", nil, &reason)
 	})
 	if err != nil {
 		s.failStream(c, w, err, "prompt")
@@ -104,7 +133,7 @@ func (s *Server) completions(c *gin.Context) {
 		if body.Echo {
 			text = promptText(e, reqs[i]) + text
 		}
-		resp.Choices = append(resp.Choices, openai.CompletionChoice{Index: i, Text: text, FinishReason: &reason})
+		resp.Choices = append(resp.Choices, openai.CompletionChoice{Index: i, Text: text, Logprobs: all[i], FinishReason: &reason})
 	}
 	c.JSON(http.StatusOK, resp)
 }
@@ -185,7 +214,9 @@ func (s *Server) planCompletions(e engine.Engine, body *openai.CompletionRequest
 		return nil, none, apierror.BadRequest("n", "only n=1 is supported for completions; send the prompt several times in the prompt array")
 	}
 	if body.Logprobs != nil {
-		return nil, none, apierror.BadRequest("logprobs", "logprobs are not supported")
+		if err := checkTopLogprobs("logprobs", *body.Logprobs); err != nil {
+			return nil, none, err
+		}
 	}
 	reqParams, err := requestSampling(body.SamplingFields)
 	if err != nil {
@@ -196,15 +227,20 @@ func (s *Server) planCompletions(e engine.Engine, body *openai.CompletionRequest
 	params := sampling.Resolve(reqParams, s.preset(true), sampling.BuiltIn)
 	maxTokens := defaultCompletionTokens
 	if body.MaxTokens != nil {
-		if *body.MaxTokens < 1 {
-			return nil, none, apierror.BadRequest("max_tokens", "max_tokens must be at least 1")
+		// 0 with echo scores the prompt without generating (lm-evaluation-harness's loglikelihood).
+		if *body.MaxTokens < 1 && !(*body.MaxTokens == 0 && body.Echo) {
+			return nil, none, apierror.BadRequest("max_tokens", "max_tokens must be at least 1 (0 only with echo, to score the prompt)")
 		}
 		maxTokens = *body.MaxTokens
 	}
 	if err := checkStops(body.Stop); err != nil {
 		return nil, none, err
 	}
-	base := engine.Request{MaxTokens: maxTokens, Stop: body.Stop, Sampling: params.Engine(), ReasoningBudget: -1, IgnoreEOS: body.IgnoreEOS}
+	base := engine.Request{MaxTokens: maxTokens, Stop: body.Stop, Sampling: params.Engine(), ReasoningBudget: -1, IgnoreEOS: body.IgnoreEOS,
+		PromptOnly: maxTokens == 0}
+	if body.Logprobs != nil {
+		base.Logprobs, base.TopLogprobs, base.PromptLogprobs = true, *body.Logprobs, body.Echo
+	}
 	var reqs []engine.Request
 	for i, p := range body.Prompt.Texts {
 		if strings.TrimSpace(p) == "" && p == "" {

@@ -94,6 +94,9 @@ func (e *Engine) Detokenize(tokens []int32) string {
 	return strings.Join(parts, " ")
 }
 
+// TokenBytes implements engine.Engine: the word Detokenize writes.
+func (e *Engine) TokenBytes(int32) []byte { return []byte("w") }
+
 // Info implements engine.Engine.
 func (e *Engine) Info() engine.ModelInfo { return e.Model }
 

@@ -34,6 +34,59 @@ static inline void topk_insert(llama_token_data *buf, size_t *n, size_t k, int32
 	buf[j].p = 0.0f;
 }
 
+// select_topk puts the k (<= n_vocab) best logits into buf, sorted by
+// descending logit (ties: lower id first), and returns k. It fills the
+// buffer, then scans in blocks of 16: a block is looked at element by
+// element only if one of its logits beats the current k-th best. The block
+// test is branch-free and vectorises, and after the first few blocks almost
+// every block is skipped.
+static size_t select_topk(const float *logits, int32_t n_vocab, llama_token_data *buf, size_t k) {
+	size_t n = 0;
+	int32_t i = 0;
+	for (; i < n_vocab && n < k; i++) topk_insert(buf, &n, k, i, logits[i]);
+	for (; i + 16 <= n_vocab; i += 16) {
+		if (!block_beats(logits + i, buf[k - 1].logit)) continue;
+		for (int j = 0; j < 16; j++) {
+			if (logits[i + j] > buf[k - 1].logit) topk_insert(buf, &n, k, i + j, logits[i + j]);
+		}
+	}
+	for (; i < n_vocab; i++) {
+		if (logits[i] > buf[k - 1].logit) topk_insert(buf, &n, k, i, logits[i]);
+	}
+	return n;
+}
+
+// logprobs fills j's log-softmax summary from the raw logits: the maximum,
+// the sum of exp(logit - max) in double (151,936 terms), and the lp_n best
+// tokens by partial selection. Only called when logprobs were asked for.
+static void logprobs(qs_job *j, int32_t n_vocab) {
+	const float *l = j->logits;
+	float mx = l[0];
+	for (int32_t i = 1; i < n_vocab; i++) {
+		if (l[i] > mx) mx = l[i];
+	}
+	double sum = 0;
+	for (int32_t i = 0; i < n_vocab; i++) sum += expf(l[i] - mx);
+	const float lse = mx + (float)log(sum);
+	j->lp_lse = lse;
+	int32_t k = j->lp_n < QS_MAX_LOGPROBS ? j->lp_n : QS_MAX_LOGPROBS;
+	if (k > n_vocab) k = n_vocab;
+	if (k <= 0) return;
+	llama_token_data top[QS_MAX_LOGPROBS];
+	select_topk(l, n_vocab, top, (size_t)k);
+	for (int32_t i = 0; i < k; i++) {
+		j->lp_ids[i] = top[i].id;
+		j->lp_vals[i] = top[i].logit - lse;
+	}
+}
+
+// qs_run_job samples j (when it has a chain) and computes its logprobs
+// (when asked); the logits are only read.
+static void qs_run_job(qs_job *j, int32_t n_vocab) {
+	if (j->chain != NULL) j->result = qs_sample(j->chain, j->logits, n_vocab, j->buf, j->fast_k, j->greedy);
+	if (j->lp_n >= 0) logprobs(j, n_vocab);
+}
+
 // qs_sample picks the next token from one row of logits. When fast_k > 0 the
 // caller guarantees that the chain starts with top-k (k <= fast_k) and holds
 // no sampler that needs the full vocabulary (grammar, penalties), so the
@@ -58,22 +111,7 @@ int32_t qs_sample(struct llama_sampler *chain, const float *logits, int32_t n_vo
 	}
 	size_t n = 0;
 	if (fast_k > 0) {
-		const size_t k = (size_t)fast_k;
-		int32_t i = 0;
-		// Fill the buffer, then scan in blocks of 16: a block is looked at
-		// element by element only if one of its logits beats the current
-		// k-th best. The block test is branch-free and vectorises, and after
-		// the first few blocks almost every block is skipped.
-		for (; i < n_vocab && n < k; i++) topk_insert(buf, &n, k, i, logits[i]);
-		for (; i + 16 <= n_vocab; i += 16) {
-			if (!block_beats(logits + i, buf[k - 1].logit)) continue;
-			for (int j = 0; j < 16; j++) {
-				if (logits[i + j] > buf[k - 1].logit) topk_insert(buf, &n, k, i + j, logits[i + j]);
-			}
-		}
-		for (; i < n_vocab; i++) {
-			if (logits[i] > buf[k - 1].logit) topk_insert(buf, &n, k, i, logits[i]);
-		}
+		n = select_topk(logits, n_vocab, buf, (size_t)fast_k);
 	} else {
 		for (int32_t i = 0; i < n_vocab; i++) {
 			buf[i].id = i;
@@ -116,8 +154,7 @@ static void run_jobs(void) {
 	for (;;) {
 		int i = atomic_fetch_add(&pool_next, 1);
 		if (i >= pool_njobs) return;
-		qs_job *j = &pool_jobs[i];
-		j->result = qs_sample(j->chain, j->logits, pool_nvocab, j->buf, j->fast_k, j->greedy);
+		qs_run_job(&pool_jobs[i], pool_nvocab);
 	}
 }
 

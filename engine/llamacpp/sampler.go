@@ -48,7 +48,20 @@ type Sampler struct {
 	fastK  int
 	greedy bool
 	nVocab int
+	lpN    int      // top alternatives to compute with each sample; -1: no logprobs
+	lp     Logprobs // the last sample's
 }
+
+// Logprobs is one logits row's log-softmax summary, computed from the raw
+// logits (before any sampler).
+type Logprobs struct {
+	LSE    float32   // log(sum(exp(logits))): a token's logprob is logits[t] - LSE
+	IDs    []int32   // the best tokens, best first (ties: lower id first)
+	Values []float32 // their logprobs
+}
+
+// MaxLogprobs is the most alternatives Logprobs holds.
+const MaxLogprobs = C.QS_MAX_LOGPROBS
 
 // NewSampler builds the chain: [grammar] [penalties] top-k top-p min-p temp dist,
 // or greedy when Temperature is 0.
@@ -57,7 +70,7 @@ func NewSampler(m *Model, p SamplerParams) (*Sampler, error) {
 	if chain == nil {
 		return nil, errors.New("llama_sampler_chain_init failed")
 	}
-	s := &Sampler{c: chain, nVocab: m.nVocab}
+	s := &Sampler{c: chain, nVocab: m.nVocab, lpN: -1}
 	full := false
 	if p.Grammar != "" {
 		cg := C.CString(p.Grammar)
@@ -132,13 +145,71 @@ func (s *Sampler) resizeForFull(m *Model) {
 	s.cbuf = (*C.llama_token_data)(C.malloc(C.size_t(m.nVocab) * C.size_t(unsafe.Sizeof(C.llama_token_data{}))))
 }
 
+// SetLogprobs makes every Sample also compute the row's logprobs with top
+// (0..MaxLogprobs) alternatives, read with Logprobs; top < 0 turns it off.
+func (s *Sampler) SetLogprobs(top int) { s.lpN = min(top, MaxLogprobs) }
+
+// Logprobs is the last Sample's (SetLogprobs); valid until the next Sample.
+func (s *Sampler) Logprobs() Logprobs { return s.lp }
+
 // Sample picks a token from logits (a row from Context.Logits).
 func (s *Sampler) Sample(logits []float32) int32 {
+	if s.lpN >= 0 {
+		var out [1]int32
+		SampleMany([]*Sampler{s}, [][]float32{logits}, out[:], 1)
+		return out[0]
+	}
 	g := C.int(0)
 	if s.greedy {
 		g = 1
 	}
 	return int32(C.qs_sample(s.c, (*C.float)(unsafe.Pointer(&logits[0])), C.int32_t(s.nVocab), s.cbuf, C.int32_t(s.fastK), g))
+}
+
+// job is the C description of sampling logits with s.
+func (s *Sampler) job(logits []float32) C.qs_job {
+	g := C.int32_t(0)
+	if s.greedy {
+		g = 1
+	}
+	return C.qs_job{chain: s.c, logits: (*C.float)(unsafe.Pointer(&logits[0])), buf: s.cbuf, fast_k: C.int32_t(s.fastK), greedy: g, lp_n: C.int32_t(s.lpN)}
+}
+
+// jobLogprobs copies a job's logprobs into Go memory.
+func jobLogprobs(j *C.qs_job) Logprobs {
+	n := max(0, min(int(j.lp_n), MaxLogprobs))
+	lp := Logprobs{LSE: float32(j.lp_lse), IDs: make([]int32, n), Values: make([]float32, n)}
+	for i := range n {
+		lp.IDs[i], lp.Values[i] = int32(j.lp_ids[i]), float32(j.lp_vals[i])
+	}
+	return lp
+}
+
+// LogprobsMany computes the logprobs (top alternatives each) of several
+// logits rows at once on the sampling thread pool (prompt logprobs).
+func LogprobsMany(rows [][]float32, top int, nVocab int, threads int) []Logprobs {
+	n := len(rows)
+	if n == 0 {
+		return nil
+	}
+	js, free := cJobs(n)
+	defer free()
+	for i, r := range rows {
+		js[i] = C.qs_job{logits: (*C.float)(unsafe.Pointer(&r[0])), lp_n: C.int32_t(max(0, min(top, MaxLogprobs)))}
+	}
+	C.qs_sample_batch(&js[0], C.int(n), C.int32_t(nVocab), C.int(max(1, threads)))
+	out := make([]Logprobs, n)
+	for i := range js {
+		out[i] = jobLogprobs(&js[i])
+	}
+	return out
+}
+
+// cJobs allocates n jobs in C memory (the pool's threads read them after
+// the call into C has started, which cgo does not allow for Go memory).
+func cJobs(n int) ([]C.qs_job, func()) {
+	jobs := (*C.qs_job)(C.malloc(C.size_t(n) * C.size_t(unsafe.Sizeof(C.qs_job{}))))
+	return unsafe.Slice(jobs, n), func() { C.free(unsafe.Pointer(jobs)) }
 }
 
 // SampleMany samples several sequences at once on a pool of C threads
@@ -149,19 +220,17 @@ func SampleMany(ss []*Sampler, logits [][]float32, out []int32, threads int) {
 	if n == 0 {
 		return
 	}
-	jobs := (*C.qs_job)(C.malloc(C.size_t(n) * C.size_t(unsafe.Sizeof(C.qs_job{}))))
-	defer C.free(unsafe.Pointer(jobs))
-	js := unsafe.Slice(jobs, n)
+	js, free := cJobs(n)
+	defer free()
 	for i, s := range ss {
-		g := C.int32_t(0)
-		if s.greedy {
-			g = 1
-		}
-		js[i] = C.qs_job{chain: s.c, logits: (*C.float)(unsafe.Pointer(&logits[i][0])), buf: s.cbuf, fast_k: C.int32_t(s.fastK), greedy: g}
+		js[i] = s.job(logits[i])
 	}
-	C.qs_sample_batch(jobs, C.int(n), C.int32_t(ss[0].nVocab), C.int(max(1, threads)))
+	C.qs_sample_batch(&js[0], C.int(n), C.int32_t(ss[0].nVocab), C.int(max(1, threads)))
 	for i := range out[:n] {
 		out[i] = int32(js[i].result)
+		if ss[i].lpN >= 0 {
+			ss[i].lp = jobLogprobs(&js[i])
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -75,6 +76,7 @@ type Engine struct {
 	toWake []*sequence
 	// sampling scratch
 	samplers    []*llamacpp.Sampler
+	sampleRows  []*slot
 	logitRows   [][]float32
 	sampledToks []int32
 	profMu      sync.Mutex
@@ -118,6 +120,17 @@ type sequence struct {
 	reasoningTokens int
 	reasoningDone   bool
 	forced          []int32 // tokens to emit instead of sampling
+
+	// logprobs (Request.Logprobs): generated tokens whose bytes have not
+	// all come out of stream yet, with the end offset of each in the bytes
+	// pushed, and where the first one starts.
+	lpHeld  []engine.Logprob
+	lpEnds  []int
+	lpStart int
+	pushed  int
+	// promptLP (Request.PromptLogprobs) fills during prefill and goes out
+	// with the first chunk.
+	promptLP []engine.Logprob
 
 	submitted, admitted, first time.Time
 
@@ -321,6 +334,9 @@ func (e *Engine) Tokenize(text string, parseSpecial bool) ([]int32, error) {
 	return e.model.Tokenize(text, false, parseSpecial)
 }
 
+// TokenBytes implements engine.Engine.
+func (e *Engine) TokenBytes(tok int32) []byte { return e.model.TokenPiece(tok) }
+
 // Detokenize implements engine.Engine.
 func (e *Engine) Detokenize(tokens []int32) string {
 	var b []byte
@@ -413,6 +429,9 @@ func (e *Engine) newSequence(req *engine.Request) (*sequence, error) {
 	if req.MaxTokens < 0 {
 		return nil, engine.Invalid("max_tokens", "max_tokens must not be negative")
 	}
+	if req.TopLogprobs < 0 || req.TopLogprobs > engine.MaxTopLogprobs {
+		return nil, engine.Invalid("top_logprobs", "top_logprobs must be between 0 and %d", engine.MaxTopLogprobs)
+	}
 	grammar := req.Grammar
 	if len(req.JSONSchema) > 0 {
 		g := llamacpp.SchemaToGrammar(req.JSONSchema)
@@ -441,6 +460,9 @@ func (e *Engine) newSequence(req *engine.Request) (*sequence, error) {
 	sampler, err := llamacpp.NewSampler(e.model, params)
 	if err != nil {
 		return nil, engine.Invalid("grammar", "%v", err)
+	}
+	if req.Logprobs {
+		sampler.SetLogprobs(req.TopLogprobs)
 	}
 	return &sequence{
 		req: req, prompt: prompt, sampler: sampler, stream: textstream.New(req.Stop),
@@ -548,8 +570,13 @@ func (e *Engine) admit() {
 		}
 		best.cacheKey = key
 		// At least the last prompt token is decoded again: its logits are
-		// needed to sample the first generated token.
+		// needed to sample the first generated token. Prompt logprobs need
+		// every position's logits, which cached cells do not have.
 		reuse := min(bestLen, len(seq.prompt)-1)
+		if seq.req.PromptLogprobs {
+			reuse = 0
+			seq.promptLP = []engine.Logprob{{TokenLogprob: engine.TokenLogprob{Token: seq.prompt[0], Logprob: float32(math.NaN())}}}
+		}
 		if !e.lctx.SeqRm(best.id, reuse, -1) {
 			e.lctx.SeqRm(best.id, -1, -1)
 			reuse = 0
@@ -680,15 +707,16 @@ func (e *Engine) stepGroup(slots []*slot) {
 			continue
 		}
 		n := min(len(q.pending), room)
+		first := b.Len()
 		for k := 0; k < n; k++ {
 			last := k == n-1 && n == len(q.pending)
-			b.Add(q.pending[k], q.pos+k, s.id, last)
+			b.Add(q.pending[k], q.pos+k, s.id, last || q.req.PromptLogprobs)
 			if last {
 				q.logitsRow = b.Len() - 1
 				rows = append(rows, s)
 			}
 		}
-		chunks = append(chunks, prefillChunk{s, n})
+		chunks = append(chunks, prefillChunk{s, n, first, q.pos})
 	}
 	e.rows, e.chunks = rows, chunks
 	e.rr++
@@ -726,6 +754,11 @@ func (e *Engine) stepGroup(slots []*slot) {
 	if len(rows) > 0 {
 		e.lctx.Logits(rows[0].seq.logitsRow) // waits for the GPU
 	}
+	for _, c := range chunks {
+		if c.s.seq.req.PromptLogprobs {
+			e.promptLogprobs(c)
+		}
+	}
 	t3 := time.Now()
 	e.sample(rows)
 	t4 := time.Now()
@@ -750,8 +783,37 @@ func (e *Engine) stepGroup(slots []*slot) {
 }
 
 type prefillChunk struct {
-	s *slot
-	n int
+	s          *slot
+	n          int
+	first, pos int // batch row and position of its first token
+}
+
+// promptLogprobs scores the prompt tokens that chunk c's rows predict: the
+// logits at position p give the logprob of prompt token p+1 (so a chunk's
+// last row scores the next chunk's first token, and the prompt's last row
+// the first generated token, which accept reports).
+func (e *Engine) promptLogprobs(c prefillChunk) {
+	q := c.s.seq
+	n := min(c.n, len(q.prompt)-1-c.pos)
+	if n <= 0 {
+		return
+	}
+	rows := make([][]float32, n)
+	for k := range rows {
+		rows[k] = e.lctx.Logits(c.first + k)
+	}
+	for k, lp := range llamacpp.LogprobsMany(rows, q.req.TopLogprobs, e.model.NVocab(), runtime.NumCPU()) {
+		q.promptLP = append(q.promptLP, toLogprob(lp, q.prompt[c.pos+k+1], rows[k]))
+	}
+}
+
+// toLogprob is tok's logprob and the alternatives from a row's summary.
+func toLogprob(lp llamacpp.Logprobs, tok int32, logits []float32) engine.Logprob {
+	out := engine.Logprob{TokenLogprob: engine.TokenLogprob{Token: tok, Logprob: logits[tok] - lp.LSE}, Top: make([]engine.TokenLogprob, len(lp.IDs))}
+	for i, id := range lp.IDs {
+		out.Top[i] = engine.TokenLogprob{Token: id, Logprob: lp.Values[i]}
+	}
+	return out
 }
 
 // Profile is where the decode loop's time went, cumulatively.
@@ -782,21 +844,26 @@ func (e *Engine) Profile() Profile {
 // the logits read-only).
 func (e *Engine) sample(rows []*slot) {
 	if len(rows) == 1 {
-		q := rows[0].seq
-		q.sampled = q.sampler.Sample(e.lctx.Logits(q.logitsRow))
+		if q := rows[0].seq; !q.req.PromptOnly {
+			q.sampled = q.sampler.Sample(e.lctx.Logits(q.logitsRow))
+		}
 		return
 	}
-	e.samplers, e.logitRows = e.samplers[:0], e.logitRows[:0]
+	e.samplers, e.logitRows, e.sampleRows = e.samplers[:0], e.logitRows[:0], e.sampleRows[:0]
 	for _, s := range rows {
+		if s.seq.req.PromptOnly { // nothing to generate
+			continue
+		}
+		e.sampleRows = append(e.sampleRows, s)
 		e.samplers = append(e.samplers, s.seq.sampler)
 		e.logitRows = append(e.logitRows, e.lctx.Logits(s.seq.logitsRow))
 	}
-	if cap(e.sampledToks) < len(rows) {
-		e.sampledToks = make([]int32, len(rows))
+	if cap(e.sampledToks) < len(e.samplers) {
+		e.sampledToks = make([]int32, len(e.samplers))
 	}
-	out := e.sampledToks[:len(rows)]
+	out := e.sampledToks[:len(e.samplers)]
 	llamacpp.SampleMany(e.samplers, e.logitRows, out, runtime.NumCPU())
-	for i, s := range rows {
+	for i, s := range e.sampleRows {
 		s.seq.sampled = out[i]
 	}
 }
@@ -830,7 +897,13 @@ func (e *Engine) budget(q *sequence, tok int32) int32 {
 func (e *Engine) accept(s *slot) {
 	q := s.seq
 	tok := q.sampled
+	row := q.logitsRow
 	q.logitsRow = -1
+	if q.req.PromptOnly {
+		e.emit(q, engine.Chunk{Token: -1})
+		e.finish(s, engine.FinishLength, nil)
+		return
+	}
 	if tok < 0 {
 		e.finish(s, "", engine.Internal("sampler returned no token (grammar dead end?)"))
 		return
@@ -842,27 +915,59 @@ func (e *Engine) accept(s *slot) {
 		q.first = time.Now()
 	}
 	if e.model.IsEOG(tok) && !q.req.IgnoreEOS {
-		e.emit(q, engine.Chunk{Token: tok, Text: q.stream.Flush()})
+		text := q.stream.Flush()
+		e.emit(q, engine.Chunk{Token: tok, Text: text, Logprobs: q.releasedLogprobs(false)})
 		e.finish(s, engine.FinishStop, nil)
 		return
 	}
-	text, stopped := q.stream.Push(e.model.TokenPiece(tok))
+	piece := e.model.TokenPiece(tok)
+	if q.req.Logprobs {
+		// The token actually placed (the budget may have replaced the
+		// sampled one), scored under the position's raw distribution.
+		q.lpHeld = append(q.lpHeld, toLogprob(q.sampler.Logprobs(), tok, e.lctx.Logits(row)))
+		q.pushed += len(piece)
+		q.lpEnds = append(q.lpEnds, q.pushed)
+	}
+	text, stopped := q.stream.Push(piece)
 	if stopped {
-		e.emit(q, engine.Chunk{Token: tok, Text: text})
+		e.emit(q, engine.Chunk{Token: tok, Text: text, Logprobs: q.releasedLogprobs(true)})
 		e.finish(s, engine.FinishStop, nil)
 		return
 	}
 	if (q.maxTokens > 0 && q.generated >= q.maxTokens) || q.pos >= e.info.ContextSize {
-		e.emit(q, engine.Chunk{Token: tok, Text: text + q.stream.Flush()})
+		text += q.stream.Flush()
+		e.emit(q, engine.Chunk{Token: tok, Text: text, Logprobs: q.releasedLogprobs(false)})
 		e.finish(s, engine.FinishLength, nil)
 		return
 	}
-	e.emit(q, engine.Chunk{Token: tok, Text: text})
+	e.emit(q, engine.Chunk{Token: tok, Text: text, Logprobs: q.releasedLogprobs(false)})
 	q.last = tok
 	q.decoding = true
 }
 
+// releasedLogprobs takes the held logprobs of the tokens whose last byte
+// the stream has now released. After a stop string (stopped), a token it
+// cut is released too and the tokens wholly inside it are dropped.
+func (q *sequence) releasedLogprobs(stopped bool) []engine.Logprob {
+	if len(q.lpHeld) == 0 {
+		return nil
+	}
+	r := q.stream.Released()
+	n := 0
+	for n < len(q.lpHeld) && (q.lpEnds[n] <= r || (stopped && q.lpStart < r)) {
+		q.lpStart = q.lpEnds[n]
+		n++
+	}
+	out := append([]engine.Logprob(nil), q.lpHeld[:n]...)
+	q.lpHeld = append(q.lpHeld[:0], q.lpHeld[n:]...)
+	q.lpEnds = append(q.lpEnds[:0], q.lpEnds[n:]...)
+	return out
+}
+
 func (e *Engine) emit(q *sequence, c engine.Chunk) {
+	if q.promptLP != nil { // the first chunk carries the prompt's logprobs
+		c.PromptLogprobs, q.promptLP = q.promptLP, nil
+	}
 	q.mu.Lock()
 	q.chunks = append(q.chunks, c)
 	q.text.WriteString(c.Text)

@@ -13,9 +13,10 @@ import (
 
 // Stream is the per-sequence state. The zero value has no stop strings.
 type Stream struct {
-	stops   [][]byte
-	pending []byte
-	stopped bool
+	stops    [][]byte
+	pending  []byte
+	stopped  bool
+	released int // bytes pushed that have left pending as text
 }
 
 // New returns a stream that ends at the first occurrence of any of stops.
@@ -40,11 +41,13 @@ func (s *Stream) Push(piece []byte) (text string, stopped bool) {
 	s.pending = append(s.pending, piece...)
 	if i, _ := s.firstStop(); i >= 0 {
 		text = validUTF8(s.pending[:i])
+		s.released += i
 		s.pending = s.pending[:0]
 		s.stopped = true
 		return text, true
 	}
 	n := len(s.pending) - s.holdBack()
+	s.released += n
 	text = validUTF8(s.pending[:n])
 	s.pending = append(s.pending[:0], s.pending[n:]...)
 	return text, false
@@ -57,9 +60,16 @@ func (s *Stream) Flush() string {
 		return ""
 	}
 	text := validUTF8(s.pending)
+	s.released += len(s.pending)
 	s.pending = s.pending[:0]
 	return text
 }
+
+// Released is how many of the bytes pushed so far have come out as text
+// (counting raw bytes, before invalid ones become U+FFFD); after a stop,
+// the bytes before the stop string. Logprobs use it to tell which tokens a
+// text carries.
+func (s *Stream) Released() int { return s.released }
 
 // firstStop finds the earliest stop string in pending.
 func (s *Stream) firstStop() (int, int) {

@@ -108,3 +108,25 @@ func TestHoldsStopPrefixThenReleases(t *testing.T) {
 		t.Fatalf("got %q %v", text, stopped)
 	}
 }
+
+// Released counts raw bytes: held-back bytes are not released until they
+// come out, a stop string and what follows never are.
+func TestReleased(t *testing.T) {
+	s := New([]string{"STOP"})
+	steps := []struct {
+		piece    string
+		released int
+	}{{"ab", 2}, {"\xe2\x82", 2}, {"\xac S", 6}, {"T", 6}, {"x", 9}, {"STO", 9}, {"Pzz", 9}}
+	for _, st := range steps {
+		s.Push([]byte(st.piece))
+		if s.Released() != st.released {
+			t.Fatalf("after %q: released %d, want %d", st.piece, s.Released(), st.released)
+		}
+	}
+	f := New(nil)
+	f.Push([]byte("a\xe2"))
+	f.Flush()
+	if f.Released() != 2 {
+		t.Fatalf("flush: released %d", f.Released())
+	}
+}

@@ -3,6 +3,7 @@ package testutil
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -58,4 +59,23 @@ func Model(t testing.TB, name string) string {
 		t.Fatalf("test model %s missing: run `make testdata` (or `make test`)", p)
 	}
 	return p
+}
+
+// LogSoftmax is the reference for logprob tests: the log-softmax of a
+// logits row, in float64.
+func LogSoftmax(logits []float32) []float64 {
+	mx := math.Inf(-1)
+	for _, v := range logits {
+		mx = math.Max(mx, float64(v))
+	}
+	sum := 0.0
+	for _, v := range logits {
+		sum += math.Exp(float64(v) - mx)
+	}
+	lse := mx + math.Log(sum)
+	out := make([]float64, len(logits))
+	for i, v := range logits {
+		out[i] = float64(v) - lse
+	}
+	return out
 }

@@ -27,6 +27,8 @@ type ChatRequest struct {
 	ToolChoice         json.RawMessage   `json:"tool_choice"`
 	Lora               []LoraRef         `json:"lora"`
 	ResponseFormat     *ResponseFormat   `json:"response_format"`
+	Logprobs           *bool             `json:"logprobs"`
+	TopLogprobs        *int              `json:"top_logprobs"`
 }
 
 // SamplingFields are the sampling parameters both chat and completions
@@ -182,7 +184,28 @@ type ChatChoice struct {
 	Index        int              `json:"index"`
 	Message      *ResponseMessage `json:"message,omitempty"`
 	Delta        *ResponseMessage `json:"delta,omitempty"`
+	Logprobs     *ChatLogprobs    `json:"logprobs,omitempty"`
 	FinishReason *string          `json:"finish_reason"`
+}
+
+// ChatLogprobs is a choice's logprobs: one entry per generated token,
+// reasoning included.
+type ChatLogprobs struct {
+	Content []ChatTokenLogprob `json:"content"`
+}
+
+// ChatTokenLogprob is a token, its logprob, its UTF-8 bytes and the best
+// alternatives at its position.
+type ChatTokenLogprob struct {
+	TopLogprob
+	TopLogprobs []TopLogprob `json:"top_logprobs"`
+}
+
+// TopLogprob is a token with its logprob and bytes.
+type TopLogprob struct {
+	Token   string  `json:"token"`
+	Logprob float64 `json:"logprob"`
+	Bytes   []int   `json:"bytes"`
 }
 
 // ResponseMessage is the assistant's message (or a streamed delta). The

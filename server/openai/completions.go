@@ -70,10 +70,20 @@ type CompletionResponse struct {
 
 // CompletionChoice is one prompt's result.
 type CompletionChoice struct {
-	Index        int     `json:"index"`
-	Text         string  `json:"text"`
-	Logprobs     *int    `json:"logprobs"`
-	FinishReason *string `json:"finish_reason"`
+	Index        int                 `json:"index"`
+	Text         string              `json:"text"`
+	Logprobs     *CompletionLogprobs `json:"logprobs"`
+	FinishReason *string             `json:"finish_reason"`
+}
+
+// CompletionLogprobs is the legacy logprobs object: parallel lists, one
+// entry per token of text. A prompt's first token (echo) has a null logprob
+// and a null top_logprobs entry; text_offset counts characters in text.
+type CompletionLogprobs struct {
+	Tokens        []string             `json:"tokens"`
+	TokenLogprobs []*float64           `json:"token_logprobs"`
+	TopLogprobs   []map[string]float64 `json:"top_logprobs"`
+	TextOffset    []int                `json:"text_offset"`
 }
 
 // TokenizeRequest is llama-server's /tokenize body.

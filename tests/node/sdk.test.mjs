@@ -65,3 +65,54 @@ test("errors arrive as OpenAI errors", async () => {
     (err) => err instanceof OpenAI.BadRequestError && /messages/.test(err.message),
   );
 });
+
+test("chat logprobs: every generated token, reasoning included, streamed and not", async () => {
+  const req = {
+    model: "tiny-chain",
+    messages: [{ role: "user", content: "Hi" }],
+    logprobs: true,
+    top_logprobs: 2,
+  };
+  const r = await client.chat.completions.create(req);
+  const content = r.choices[0].logprobs.content;
+  assert.equal(content.map((c) => c.token).join(""), "<think>Let me think.</think>\n\nHello!");
+  for (const c of content) {
+    assert.deepEqual(c.bytes, [...Buffer.from(c.token, "utf8")]);
+    assert.equal(c.top_logprobs.length, 2);
+    assert.equal(c.top_logprobs[0].token, c.token);
+    assert.ok(c.logprob <= 0 && c.logprob > -1e-3, `${c.token}: ${c.logprob}`);
+  }
+  const stream = await client.chat.completions.create({ ...req, stream: true });
+  const streamed = [];
+  for await (const chunk of stream) {
+    for (const c of chunk.choices) streamed.push(...(c.logprobs?.content ?? []));
+  }
+  assert.deepEqual(streamed.map((c) => c.token), content.map((c) => c.token));
+  await assert.rejects(
+    client.chat.completions.create({ ...req, logprobs: false }),
+    (err) => err instanceof OpenAI.BadRequestError && err.param === "top_logprobs",
+  );
+});
+
+test("completions logprobs with echo: the prompt scored, first token null", async () => {
+  const prompt = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n";
+  const score = await client.completions.create({ model: "tiny-chain", prompt, max_tokens: 0, echo: true, logprobs: 1 });
+  const s = score.choices[0];
+  assert.equal(s.text, prompt);
+  assert.equal(s.finish_reason, "length");
+  assert.equal(score.usage.completion_tokens, 0);
+  assert.equal(s.logprobs.tokens.join(""), prompt);
+  assert.equal(s.logprobs.token_logprobs[0], null);
+  assert.equal(s.logprobs.top_logprobs[0], null);
+  assert.equal(s.logprobs.tokens.length, score.usage.prompt_tokens);
+  const r = await client.completions.create({ model: "tiny-chain", prompt, max_tokens: 3, echo: true, logprobs: 0 });
+  const c = r.choices[0];
+  assert.equal(c.text, prompt + "<think>Let me");
+  assert.equal(c.logprobs.tokens.join(""), c.text);
+  assert.deepEqual(c.logprobs.token_logprobs.slice(0, s.logprobs.tokens.length), s.logprobs.token_logprobs);
+  assert.deepEqual(Object.keys(c.logprobs.top_logprobs.at(-1)), [" me"]);
+  await assert.rejects(
+    client.completions.create({ model: "tiny-chain", prompt, logprobs: 21 }),
+    (err) => err instanceof OpenAI.BadRequestError && err.param === "logprobs",
+  );
+});
