@@ -37,6 +37,10 @@ type chatPlan struct {
 	stream   bool
 	usage    bool // stream_options.include_usage
 	model    string
+
+	// continued: the prompt ends inside the final assistant message
+	// (continue_final_message), so the output continues it.
+	continued bool
 }
 
 func (s *Server) chatCompletions(c *gin.Context) {
@@ -145,6 +149,17 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest, manifest *a
 	if err != nil {
 		return nil, err
 	}
+	// A continuation inside the reasoning (a prefilled, unclosed <think>)
+	// needs thinking on; a continuation of the answer has no reasoning left,
+	// so no thinking budget either.
+	reasoning := thinking
+	if body.ContinueFinalMessage {
+		_, open := qwen3.ContinueParser(thinking, prompt)
+		if open && !thinking {
+			return nil, apierror.BadRequest("continue_final_message", "the final assistant message leaves a <think> block open but thinking is off (switched off, or by response_format or a forced tool_choice): turn thinking on to continue the reasoning, or close it with </think>")
+		}
+		reasoning = open
+	}
 
 	reqParams, err := requestSampling(body.SamplingFields)
 	if err != nil {
@@ -173,6 +188,7 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest, manifest *a
 		usage: body.StreamOptions != nil && body.StreamOptions.IncludeUsage,
 		req:   engine.Request{Prompt: prompt, MaxTokens: maxTokens, Stop: body.Stop, Sampling: params.Engine(), ReasoningBudget: -1, JSONSchema: schema, Grammar: grammar},
 	}
+	plan.continued = body.ContinueFinalMessage
 	budget := s.sampling.ThinkingBudget
 	if body.ThinkingBudget != nil {
 		if *body.ThinkingBudget < 0 {
@@ -180,7 +196,7 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest, manifest *a
 		}
 		budget = *body.ThinkingBudget
 	}
-	if thinking && budget >= 0 {
+	if reasoning && budget >= 0 {
 		end, endTok, err := s.reasoningEnd(e)
 		if err != nil {
 			return nil, err
@@ -233,7 +249,16 @@ func (s *Server) renderChatWith(body *openai.ChatRequest, manifest *adapters.Man
 	if len(body.Messages) == 0 {
 		return "", false, apierror.BadRequest("messages", "messages must be a non-empty array")
 	}
-	conv := qwen3.Conversation{Tools: body.Tools, AddGenerationPrompt: true}
+	conv := qwen3.Conversation{Tools: body.Tools, AddGenerationPrompt: body.AddGenerationPrompt == nil || *body.AddGenerationPrompt, ContinueFinalMessage: body.ContinueFinalMessage}
+	if conv.ContinueFinalMessage {
+		if conv.AddGenerationPrompt {
+			// vLLM's words; add_generation_prompt defaults to true there too.
+			return "", false, apierror.BadRequest("continue_final_message", "Cannot set both `continue_final_message` and `add_generation_prompt` to True.")
+		}
+		if last := body.Messages[len(body.Messages)-1]; last.Role != "assistant" {
+			return "", false, apierror.BadRequest("continue_final_message", fmt.Sprintf("continue_final_message continues the last message, which must be an assistant message (it is %q)", last.Role))
+		}
+	}
 	if manifest.SystemPrompt != "" && body.Messages[0].Role != "system" && body.Messages[0].Role != "developer" {
 		conv.Messages = append(conv.Messages, qwen3.Message{Role: "system", Content: manifest.SystemPrompt})
 	}
@@ -275,7 +300,11 @@ func (s *Server) renderChatWith(body *openai.ChatRequest, manifest *adapters.Man
 	}
 	prompt, err := qwen3.Render(conv)
 	if err != nil {
-		return "", false, apierror.BadRequest("messages", err.Error())
+		param := "messages"
+		if errors.Is(err, qwen3.ErrContinue) {
+			param = "continue_final_message"
+		}
+		return "", false, apierror.BadRequest(param, err.Error())
 	}
 	return prompt, thinking, nil
 }
@@ -324,6 +353,9 @@ type generation struct {
 
 func newGeneration(plan *chatPlan) *generation {
 	g := &generation{parser: qwen3.NewParser(plan.thinking)}
+	if plan.continued {
+		g.parser, _ = qwen3.ContinueParser(plan.thinking, plan.req.Prompt)
+	}
 	if plan.tools {
 		g.tools = &qwen3.ToolCallParser{}
 	}

@@ -103,62 +103,128 @@ func TestChainModelStreaming(t *testing.T) {
 	s := chainServer(t)
 	for _, thinking := range []bool{true, false} {
 		body := `{"messages":[{"role":"user","content":"Hi"}],"stream":true,"stream_options":{"include_usage":true},"enable_thinking":` + map[bool]string{true: "true", false: "false"}[thinking] + `}`
-		w := post(t, s, body)
-		if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/event-stream") {
-			t.Fatalf("%d %s", w.Code, w.Body)
-		}
-		var reasoning, content, finish string
-		var sawUsage, sawDone bool
-		sc := bufio.NewScanner(bytes.NewReader(w.Body.Bytes()))
-		for sc.Scan() {
-			line := sc.Text()
-			if line == "" {
-				continue
-			}
-			data, ok := strings.CutPrefix(line, "data: ")
-			if !ok {
-				t.Fatalf("not an SSE data line: %q", line)
-			}
-			if data == "[DONE]" {
-				sawDone = true
-				continue
-			}
-			var ev struct {
-				Choices []struct {
-					Delta struct {
-						Content          *string `json:"content"`
-						ReasoningContent *string `json:"reasoning_content"`
-					} `json:"delta"`
-					FinishReason *string `json:"finish_reason"`
-				} `json:"choices"`
-				Usage *struct {
-					CompletionTokens int `json:"completion_tokens"`
-				} `json:"usage"`
-			}
-			if err := json.Unmarshal([]byte(data), &ev); err != nil {
-				t.Fatal(err)
-			}
-			if ev.Usage != nil {
-				sawUsage = true
-			}
-			for _, ch := range ev.Choices {
-				if ch.Delta.ReasoningContent != nil {
-					reasoning += *ch.Delta.ReasoningContent
-				}
-				if ch.Delta.Content != nil {
-					content += *ch.Delta.Content
-				}
-				if ch.FinishReason != nil {
-					finish = *ch.FinishReason
-				}
-			}
-		}
+		st := postStream(t, s, body)
 		want := "Let me think."
 		if !thinking {
 			want = ""
 		}
-		if reasoning != want || content != "Hello!" || finish != "stop" || !sawUsage || !sawDone {
-			t.Fatalf("thinking=%v: reasoning %q content %q finish %q usage %v done %v\n%s", thinking, reasoning, content, finish, sawUsage, sawDone, w.Body)
+		if st.reasoning != want || st.content != "Hello!" || st.finish != "stop" || st.usage == nil || !st.done {
+			t.Fatalf("thinking=%v: %+v", thinking, st)
 		}
+	}
+}
+
+// streamed is a chat stream's events put together.
+type streamed struct {
+	reasoning, content, finish string
+	usage                      *struct {
+		CompletionTokens        int `json:"completion_tokens"`
+		CompletionTokensDetails struct {
+			ReasoningTokens int `json:"reasoning_tokens"`
+		} `json:"completion_tokens_details"`
+	}
+	done bool
+	body string
+}
+
+// postStream posts a streaming chat request and reads its SSE events.
+func postStream(t *testing.T, s *Server, body string) streamed {
+	t.Helper()
+	w := post(t, s, body)
+	if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	st := streamed{body: w.Body.String()}
+	sc := bufio.NewScanner(bytes.NewReader(w.Body.Bytes()))
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			continue
+		}
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok {
+			t.Fatalf("not an SSE data line: %q", line)
+		}
+		if data == "[DONE]" {
+			st.done = true
+			continue
+		}
+		var ev struct {
+			Choices []struct {
+				Delta struct {
+					Content          *string `json:"content"`
+					ReasoningContent *string `json:"reasoning_content"`
+				} `json:"delta"`
+				FinishReason *string `json:"finish_reason"`
+			} `json:"choices"`
+			Usage *struct {
+				CompletionTokens        int `json:"completion_tokens"`
+				CompletionTokensDetails struct {
+					ReasoningTokens int `json:"reasoning_tokens"`
+				} `json:"completion_tokens_details"`
+			} `json:"usage"`
+		}
+		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Usage != nil {
+			st.usage = ev.Usage
+		}
+		for _, ch := range ev.Choices {
+			if ch.Delta.ReasoningContent != nil {
+				st.reasoning += *ch.Delta.ReasoningContent
+			}
+			if ch.Delta.Content != nil {
+				st.content += *ch.Delta.Content
+			}
+			if ch.FinishReason != nil {
+				st.finish = *ch.FinishReason
+			}
+		}
+	}
+	return st
+}
+
+// continue_final_message end to end: the chain model continues the
+// prefilled part from its last token, and the response holds only the
+// continuation, parsed from where the prefill left off.
+func TestChainModelContinueFinalMessage(t *testing.T) {
+	s := chainServer(t)
+	msgs := func(prefill string) string {
+		return `"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":` + prefill + `}],"add_generation_prompt":false,"continue_final_message":true`
+	}
+	cases := []struct {
+		name, body                     string
+		reasoning, content             string
+		completionTokens, reasoningTok int
+	}{
+		// The prompt ends "<think>\nLet me": the model goes on " think." and
+		// closes the reasoning.
+		{"inside the reasoning", msgs(`"<think>\nLet me"`), " think.", "Hello!", 7, 3},
+		{"inside the answer", msgs(`"Hello"`), "<nil>", "!", 2, 0},
+		{"inside the answer, thinking off", msgs(`"Hello"`) + `,"enable_thinking":false`, "<nil>", "!", 2, 0},
+		{"inside the answer, reasoning_content given", msgs(`"Hello","reasoning_content":"Let me think."`), "<nil>", "!", 2, 0},
+		{"right after the reasoning", msgs(`"<think>\nLet me think.\n</think>\n\n"`), "<nil>", "Hello!", 3, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := post(t, s, `{`+c.body+`}`)
+			var res chatResult
+			if err := json.Unmarshal(w.Body.Bytes(), &res); w.Code != 200 || err != nil {
+				t.Fatalf("%d %s", w.Code, w.Body)
+			}
+			m := res.Choices[0].Message
+			if deref(m.ReasoningContent) != c.reasoning || deref(m.Content) != c.content || res.Choices[0].FinishReason != "stop" {
+				t.Fatalf("got reasoning %q content %q; want %q %q\n%s", deref(m.ReasoningContent), deref(m.Content), c.reasoning, c.content, w.Body)
+			}
+			if res.Usage.CompletionTokens != c.completionTokens || res.Usage.CompletionTokensDetails.ReasoningTokens != c.reasoningTok {
+				t.Fatalf("usage %+v, want %d completion / %d reasoning", res.Usage, c.completionTokens, c.reasoningTok)
+			}
+			st := postStream(t, s, `{`+c.body+`,"stream":true,"stream_options":{"include_usage":true}}`)
+			if want := strings.TrimPrefix(c.reasoning, "<nil>"); st.reasoning != want || st.content != c.content || st.finish != "stop" || !st.done ||
+				st.usage == nil || st.usage.CompletionTokensDetails.ReasoningTokens != c.reasoningTok {
+				t.Fatalf("stream: %+v", st)
+			}
+		})
 	}
 }

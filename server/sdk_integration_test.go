@@ -102,6 +102,21 @@ func TestOpenAIGoSDKChat(t *testing.T) {
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 404 {
 		t.Fatalf("unknown model: %v", err)
 	}
+
+	// An assistant prefill inside the reasoning (vLLM's template controls as
+	// extra fields): only the continuation comes back.
+	prefill := openai.ChatCompletionNewParams{Model: "tiny-chain", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hi"), openai.AssistantMessage("<think>\nLet me")}}
+	resp, err = client.Chat.Completions.New(ctx, prefill, option.WithJSONSet("add_generation_prompt", false), option.WithJSONSet("continue_final_message", true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := resp.Choices[0].Message.JSON.ExtraFields["reasoning_content"]; resp.Choices[0].Message.Content != "Hello!" || f.Raw() != `" think."` {
+		t.Fatalf("continued: %s", resp.RawJSON())
+	}
+	_, err = client.Chat.Completions.New(ctx, prefill, option.WithJSONSet("continue_final_message", true))
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "continue_final_message" {
+		t.Fatalf("continue_final_message with add_generation_prompt: %v", err)
+	}
 }
 
 // Completions with a prompt array through the SDK: one choice per prompt,

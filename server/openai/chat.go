@@ -27,6 +27,10 @@ type ChatRequest struct {
 	ToolChoice         json.RawMessage   `json:"tool_choice"`
 	Lora               []LoraRef         `json:"lora"`
 	ResponseFormat     *ResponseFormat   `json:"response_format"`
+	// Template controls, as vLLM has them: add_generation_prompt (default
+	// true) and continue_final_message (the assistant prefill).
+	AddGenerationPrompt  *bool `json:"add_generation_prompt"`
+	ContinueFinalMessage bool  `json:"continue_final_message"`
 }
 
 // SamplingFields are the sampling parameters both chat and completions
