@@ -87,12 +87,6 @@ func ContinueParser(thinking bool, prompt string) (p *Parser, open bool) {
 // assistantTurn opens an assistant message in the rendered chat.
 const assistantTurn = "<|im_start|>assistant\n"
 
-// InReasoning reports whether the stream is still before the end of the
-// reasoning (used for finish_reason bookkeeping and the thinking budget).
-func (p *Parser) InReasoning() bool {
-	return p.state == stStart || p.state == stReasonLead || p.state == stReason
-}
-
 // Push consumes a piece and returns what can be emitted now.
 func (p *Parser) Push(piece string) (reasoning, answer string) {
 	p.hold += piece

@@ -67,25 +67,7 @@ func TestParserEverySplit(t *testing.T) {
 func TestParserTokenByToken(t *testing.T) {
 	// What the chain test model emits, token by token.
 	pieces := []string{"<think>", "Let", " me", " think", ".", "</think>", "\n\n", "Hello", "!"}
-	p := NewParser(true)
-	if !p.InReasoning() {
-		t.Fatal("should start in reasoning")
-	}
-	var r, a string
-	for i, piece := range pieces {
-		x, y := p.Push(piece)
-		r += x
-		a += y
-		if i == 4 && !p.InReasoning() {
-			t.Fatal("left reasoning too early")
-		}
-	}
-	if p.InReasoning() {
-		t.Fatal("still in reasoning after </think>")
-	}
-	x, y := p.Finish()
-	r, a = r+x, a+y
-	if r != "Let me think." || a != "Hello!" {
+	if r, a := parseAll(true, pieces); r != "Let me think." || a != "Hello!" {
 		t.Fatalf("got %q %q", r, a)
 	}
 }

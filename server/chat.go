@@ -196,12 +196,20 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest, manifest *a
 		}
 		budget = *body.ThinkingBudget
 	}
-	if reasoning && budget >= 0 {
-		end, endTok, err := s.reasoningEnd(e)
-		if err != nil {
+	if reasoning {
+		// The engine counts the reasoning tokens (usage) and enforces the
+		// budget. Only an engine without Qwen3's vocabulary (the tests' fake)
+		// lacks the tags; it can then run without a budget, uncounted.
+		open, end, endTok, err := s.reasoningTags(e)
+		if err != nil && budget >= 0 {
 			return nil, err
 		}
-		plan.req.ReasoningBudget, plan.req.ReasoningEnd, plan.req.ReasoningEndToken = budget, end, endTok
+		if err == nil {
+			if plan.continued {
+				open = -1 // the prompt opened the reasoning
+			}
+			plan.req.ReasoningBudget, plan.req.ReasoningStartToken, plan.req.ReasoningEnd, plan.req.ReasoningEndToken = budget, open, end, endTok
+		}
 	}
 	return plan, nil
 }
@@ -309,21 +317,22 @@ func (s *Server) renderChatWith(body *openai.ChatRequest, manifest *adapters.Man
 	return prompt, thinking, nil
 }
 
-// reasoningEnd is what the model writes to close its reasoning:
-// "\n</think>\n\n", tokenized once.
-func (s *Server) reasoningEnd(e engine.Engine) ([]int32, int32, error) {
+// reasoningTags are the reasoning's opening tag "<think>" and what the
+// model writes to close it, "\n</think>\n\n" (with the "</think>" token),
+// tokenized once.
+func (s *Server) reasoningTags(e engine.Engine) (open int32, end []int32, endTok int32, err error) {
 	s.endOnce.Do(func() {
-		toks, err := e.Tokenize("\n</think>\n\n", true)
-		if err != nil || len(toks) != 3 {
-			s.endErr = fmt.Errorf("cannot tokenize the reasoning end: %v %v", toks, err)
+		toks, err := e.Tokenize("<think>\n</think>\n\n", true)
+		if err != nil || len(toks) != 4 {
+			s.endErr = fmt.Errorf("cannot tokenize the reasoning tags: %v %v", toks, err)
 			return
 		}
 		s.endToks = toks
 	})
 	if s.endErr != nil {
-		return nil, 0, s.endErr
+		return 0, nil, 0, s.endErr
 	}
-	return s.endToks, s.endToks[1], nil
+	return s.endToks[0], s.endToks[1:], s.endToks[2], nil
 }
 
 func (s *Server) preset(thinking bool) sampling.Params {
@@ -343,12 +352,11 @@ func newID(prefix string) string {
 // generation runs a plan through the engine and the reasoning parser,
 // calling onDelta with reasoning and answer text as they come.
 type generation struct {
-	parser          *qwen3.Parser
-	tools           *qwen3.ToolCallParser // nil without tools
-	calls           []qwen3.Call
-	reasoningTokens int
-	reasoning       strings.Builder
-	content         strings.Builder
+	parser    *qwen3.Parser
+	tools     *qwen3.ToolCallParser // nil without tools
+	calls     []qwen3.Call
+	reasoning strings.Builder
+	content   strings.Builder
 }
 
 func newGeneration(plan *chatPlan) *generation {
@@ -365,9 +373,6 @@ func newGeneration(plan *chatPlan) *generation {
 // feed returns the reasoning and answer text to emit, and tool calls
 // completed by this chunk.
 func (g *generation) feed(ch engine.Chunk) (string, string, []qwen3.Call) {
-	if g.parser.InReasoning() {
-		g.reasoningTokens++
-	}
 	r, a := g.parser.Push(ch.Text)
 	return g.record(r, a, false)
 }
@@ -403,11 +408,11 @@ func wireCalls(calls []qwen3.Call, first int) []openai.ToolCall {
 	return out
 }
 
-func usageOf(res *engine.Result, g *generation) *openai.Usage {
+func usageOf(res *engine.Result) *openai.Usage {
 	return &openai.Usage{
 		PromptTokens: res.PromptTokens, CompletionTokens: res.CompletionTokens, TotalTokens: res.PromptTokens + res.CompletionTokens,
 		PromptTokensDetails:     openai.PromptTokensDetails{CachedTokens: res.CachedTokens},
-		CompletionTokensDetails: openai.CompletionTokensDetails{ReasoningTokens: g.reasoningTokens},
+		CompletionTokensDetails: openai.CompletionTokensDetails{ReasoningTokens: res.ReasoningTokens},
 	}
 }
 
@@ -454,10 +459,10 @@ func finishReason(res *engine.Result, g *generation) string {
 	return res.FinishReason
 }
 
-func sumUsage(results []*engine.Result, gens []*generation) *openai.Usage {
+func sumUsage(results []*engine.Result) *openai.Usage {
 	u := &openai.Usage{}
-	for i, r := range results {
-		one := usageOf(r, gens[i])
+	for _, r := range results {
+		one := usageOf(r)
 		u.PromptTokens += one.PromptTokens
 		u.CompletionTokens += one.CompletionTokens
 		u.PromptTokensDetails.CachedTokens += one.PromptTokensDetails.CachedTokens
@@ -476,7 +481,7 @@ func (s *Server) completeChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
 		s.fail(c, remapParam(err, "messages"))
 		return
 	}
-	resp := openai.ChatResponse{ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: plan.model, Usage: sumUsage(results, gens)}
+	resp := openai.ChatResponse{ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: plan.model, Usage: sumUsage(results)}
 	for i, g := range gens {
 		g.finish()
 		msg := &openai.ResponseMessage{Role: "assistant", Content: strPtr(g.content.String())}
@@ -549,7 +554,7 @@ func (s *Server) streamChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
 		reason := finishReason(results[i], g)
 		w.event(chunk(i, openai.ResponseMessage{}, &reason))
 	}
-	usage := sumUsage(results, gens)
+	usage := sumUsage(results)
 	if plan.usage {
 		w.event(openai.ChatResponse{ID: id, Object: "chat.completion.chunk", Created: created, Model: plan.model, Choices: []openai.ChatChoice{}, Usage: usage})
 	}

@@ -3,11 +3,15 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/qwen3-lora/qwen3-server/engine"
 )
 
 // chainServer serves the chain test model, whose output is known: after the
@@ -62,15 +66,19 @@ func TestChainModelEndToEnd(t *testing.T) {
 		completionTokens, reasoningTok int
 		header                         string
 	}{
-		{"thinking on by default", `{` + user + `}`, "Let me think.", "Hello!", "stop", 10, 6, "temperature=0.6 top_p=0.95 top_k=20"},
+		{"thinking on by default", `{` + user + `}`, "Let me think.", "Hello!", "stop", 10, 4, "temperature=0.6 top_p=0.95 top_k=20"},
 		{"chat_template_kwargs off", `{` + user + `,"chat_template_kwargs":{"enable_thinking":false}}`, "<nil>", "Hello!", "stop", 3, 0, "temperature=0.7 top_p=0.8 top_k=20"},
 		{"reasoning_effort none", `{` + user + `,"reasoning_effort":"none"}`, "<nil>", "Hello!", "stop", 3, 0, "temperature=0.7"},
 		{"ollama think false", `{` + user + `,"think":false}`, "<nil>", "Hello!", "stop", 3, 0, "temperature=0.7"},
-		{"request overrides preset", `{` + user + `,"temperature":0.2,"top_k":5}`, "Let me think.", "Hello!", "stop", 10, 6, "temperature=0.2 top_p=0.95 top_k=5"},
-		{"max tokens inside the reasoning", `{` + user + `,"max_tokens":3}`, "Let me", "", "length", 3, 3, ""},
-		{"thinking budget closes the reasoning", `{` + user + `,"thinking_budget":2}`, "Let", "Hello!", "stop", 8, 4, ""},
-		{"thinking budget 0", `{` + user + `,"thinking_budget":0}`, "<nil>", "Hello!", "stop", 6, 2, ""},
-		{"stop string in the answer", `{` + user + `,"stop":["lo!"]}`, "Let me think.", "Hel", "stop", 9, 6, ""},
+		{"request overrides preset", `{` + user + `,"temperature":0.2,"top_k":5}`, "Let me think.", "Hello!", "stop", 10, 4, "temperature=0.2 top_p=0.95 top_k=5"},
+		{"max tokens inside the reasoning", `{` + user + `,"max_tokens":3}`, "Let me", "", "length", 3, 2, ""},
+		// The budget counts the tokens after the model's own <think>; the
+		// closing "\n</think>\n\n" is the engine's and is not counted.
+		{"thinking budget closes the reasoning", `{` + user + `,"thinking_budget":2}`, "Let me", "Hello!", "stop", 9, 2, ""},
+		{"thinking budget 1", `{` + user + `,"thinking_budget":1}`, "Let", "Hello!", "stop", 8, 1, ""},
+		{"thinking budget 0", `{` + user + `,"thinking_budget":0}`, "<nil>", "Hello!", "stop", 7, 0, ""},
+		{"thinking budget the reasoning's length", `{` + user + `,"thinking_budget":4}`, "Let me think.", "Hello!", "stop", 10, 4, ""},
+		{"stop string in the answer", `{` + user + `,"stop":["lo!"]}`, "Let me think.", "Hel", "stop", 9, 4, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -200,7 +208,9 @@ func TestChainModelContinueFinalMessage(t *testing.T) {
 	}{
 		// The prompt ends "<think>\nLet me": the model goes on " think." and
 		// closes the reasoning.
-		{"inside the reasoning", msgs(`"<think>\nLet me"`), " think.", "Hello!", 7, 3},
+		{"inside the reasoning", msgs(`"<think>\nLet me"`), " think.", "Hello!", 7, 2},
+		// The budget counts the continued reasoning from its first token.
+		{"inside the reasoning, budget 1", msgs(`"<think>\nLet me"`) + `,"thinking_budget":1`, " think", "Hello!", 7, 1},
 		{"inside the answer", msgs(`"Hello"`), "<nil>", "!", 2, 0},
 		{"inside the answer, thinking off", msgs(`"Hello"`) + `,"enable_thinking":false`, "<nil>", "!", 2, 0},
 		{"inside the answer, reasoning_content given", msgs(`"Hello","reasoning_content":"Let me think."`), "<nil>", "!", 2, 0},
@@ -226,5 +236,35 @@ func TestChainModelContinueFinalMessage(t *testing.T) {
 				t.Fatalf("stream: %+v", st)
 			}
 		})
+	}
+}
+
+// The thinking budget through the API on the random model: the reasoning is
+// exactly the first N tokens the model writes (greedy, as without a
+// budget), and reasoning_tokens says N.
+func TestThinkingBudgetRandomModel(t *testing.T) {
+	s, e := engineServer(t, "tiny-random.gguf", 1, 256)
+	var tmpl struct{ Prompt string }
+	user := `"messages":[{"role":"user","content":"Why is the sky blue?"}]`
+	if w := do(s, "POST", "/apply-template", `{`+user+`}`); w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &tmpl) != nil {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	var free []int32
+	if _, err := e.Generate(context.Background(), &engine.Request{Prompt: tmpl.Prompt, MaxTokens: 12}, func(c engine.Chunk) error {
+		free = append(free, c.Token)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 3, 8} {
+		w := post(t, s, fmt.Sprintf(`{%s,"temperature":0,"thinking_budget":%d,"max_tokens":%d}`, user, n, n+6))
+		var res chatResult
+		if err := json.Unmarshal(w.Body.Bytes(), &res); w.Code != 200 || err != nil {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+		want := strings.TrimSpace(e.Detokenize(free[:n]))
+		if got := deref(res.Choices[0].Message.ReasoningContent); got != want || res.Usage.CompletionTokensDetails.ReasoningTokens != n {
+			t.Fatalf("budget %d: reasoning %q (%d tokens), want %q (%d tokens: %v)", n, got, res.Usage.CompletionTokensDetails.ReasoningTokens, want, n, free[:n])
+		}
 	}
 }

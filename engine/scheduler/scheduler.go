@@ -787,28 +787,36 @@ func (e *Engine) sample(rows []*slot) {
 	}
 }
 
-// budget enforces the thinking budget: it counts reasoning tokens until the
-// model closes the reasoning itself; once the budget is spent it replaces
-// the sampled tokens with the closing sequence. Returns the token to use.
+// budget counts the reasoning tokens (see engine.Request) until the model
+// closes the reasoning, and enforces the thinking budget: once it is spent
+// it replaces the sampled tokens with the closing sequence. Returns the
+// token to use.
 func (e *Engine) budget(q *sequence, tok int32) int32 {
 	r := q.req
-	if len(r.ReasoningEnd) == 0 || r.ReasoningBudget < 0 || (q.reasoningDone && len(q.forced) == 0) {
+	if len(r.ReasoningEnd) == 0 || (q.reasoningDone && len(q.forced) == 0) {
 		return tok
 	}
-	if len(q.forced) == 0 && q.reasoningTokens >= r.ReasoningBudget {
-		q.forced = append([]int32(nil), r.ReasoningEnd...)
-		q.reasoningDone = true
-		q.result.ReasoningForced = true
+	if q.generated == 0 && tok == r.ReasoningStartToken {
+		return tok // the model opens the reasoning: the budget starts after the tag
 	}
-	if len(q.forced) > 0 {
-		tok, q.forced = q.forced[0], q.forced[1:]
-		return tok
+	if len(q.forced) == 0 {
+		switch {
+		case tok == r.ReasoningEndToken:
+			q.reasoningDone = true
+			return tok
+		case e.model.IsEOG(tok):
+			return tok // not reasoning, and nothing left to close
+		case r.ReasoningBudget >= 0 && q.reasoningTokens >= r.ReasoningBudget:
+			// Spent, and the model would reason on: close it instead.
+			q.forced = append([]int32(nil), r.ReasoningEnd...)
+			q.reasoningDone = true
+			q.result.ReasoningForced = true
+		default:
+			q.reasoningTokens++
+			return tok
+		}
 	}
-	if tok == r.ReasoningEndToken {
-		q.reasoningDone = true
-	} else {
-		q.reasoningTokens++
-	}
+	tok, q.forced = q.forced[0], q.forced[1:]
 	return tok
 }
 
@@ -877,6 +885,7 @@ func (e *Engine) finish(s *slot, reason string, err error) {
 	r.FinishReason = reason
 	r.Text = q.text.String()
 	r.CompletionTokens = q.generated
+	r.ReasoningTokens = q.reasoningTokens
 	r.QueueTime = q.admitted.Sub(q.submitted)
 	r.Duration = now.Sub(q.submitted)
 	if !q.first.IsZero() {

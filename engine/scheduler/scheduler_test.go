@@ -358,3 +358,54 @@ func TestProfileCountsDecodeOnlySteps(t *testing.T) {
 		t.Fatalf("decode-only times %v / %v against all steps' %v", p.DecodeLaunch, p.DecodeWait, p.Launch)
 	}
 }
+
+// The thinking budget on the random model: with budget N exactly N sampled
+// tokens are reasoning (the same N the model writes without a budget), then
+// the engine's "\n</think>\n\n", which is not counted; a first token equal
+// to ReasoningStartToken (the model's own <think>) is not counted either.
+func TestThinkingBudgetCountsReasoningTokens(t *testing.T) {
+	e := startEngine(t, func(o *Options) { o.Parallel = 1 })
+	prompt := "<|im_start|>user\nWhy is the sky blue?<|im_end|>\n<|im_start|>assistant\n"
+	tags, err := e.Tokenize("<think>\n</think>\n\n", true)
+	if err != nil || len(tags) != 4 {
+		t.Fatalf("tags %v %v", tags, err)
+	}
+	free := generate(e, context.Background(), greedy(prompt, 24))
+	if free.err != nil {
+		t.Fatal(free.err)
+	}
+	for _, tok := range free.tokens {
+		if e.model.IsEOG(tok) || tok == tags[0] || tok == tags[2] {
+			t.Fatalf("the random model wrote a tag or end token %d: pick another prompt (%v)", tok, free.tokens)
+		}
+	}
+	for _, opened := range []bool{false, true} {
+		for _, n := range []int{0, 1, 2, 7} {
+			req := greedy(prompt, 24)
+			req.ReasoningBudget, req.ReasoningStartToken, req.ReasoningEnd, req.ReasoningEndToken = n, tags[0], tags[1:], tags[2]
+			skip := 0
+			if opened {
+				// Pretend the model's first token is its <think>.
+				req.ReasoningStartToken, skip = free.tokens[0], 1
+			}
+			o := generate(e, context.Background(), req)
+			if o.err != nil {
+				t.Fatal(o.err)
+			}
+			k := skip + n
+			if !equalTokens(o.tokens[:k], free.tokens[:k]) || !equalTokens(o.tokens[k:k+3], tags[1:]) {
+				t.Fatalf("opened=%v budget %d: %v, want %v then %v", opened, n, o.tokens, free.tokens[:k], tags[1:])
+			}
+			if o.res.ReasoningTokens != n || !o.res.ReasoningForced {
+				t.Fatalf("opened=%v budget %d: %d reasoning tokens, forced %v", opened, n, o.res.ReasoningTokens, o.res.ReasoningForced)
+			}
+		}
+	}
+	// Without a budget the engine still counts: all of it is reasoning when
+	// the model never closes it.
+	req := greedy(prompt, 24)
+	req.ReasoningBudget, req.ReasoningStartToken, req.ReasoningEnd, req.ReasoningEndToken = -1, tags[0], tags[1:], tags[2]
+	if o := generate(e, context.Background(), req); o.err != nil || o.res.ReasoningTokens != 24 || o.res.ReasoningForced || !equalTokens(o.tokens, free.tokens) {
+		t.Fatalf("no budget: %+v %v", o.res, o.err)
+	}
+}
