@@ -409,3 +409,45 @@ func TestThinkingBudgetCountsReasoningTokens(t *testing.T) {
 		t.Fatalf("no budget: %+v %v", o.res, o.err)
 	}
 }
+
+// A shared KV cache too full for a new prompt: the prompt waits (its chunk
+// is dropped from the steps) while the running sequence goes on, then runs
+// once the cache has room, after the idle slot's cached cells are dropped.
+// Neither fails, and both equal their output alone.
+func TestFullKVCachePostponesPrefill(t *testing.T) {
+	e := startEngine(t, func(o *Options) { o.Parallel, o.ContextSize, o.KVCacheSize, o.BatchSize = 2, 256, 256, 512 })
+	a := greedy("Once upon a time", 240)
+	b := engine.Request{MaxTokens: 8, IgnoreEOS: true}
+	for i := range 120 {
+		b.PromptTokens = append(b.PromptTokens, int32(1000+i))
+	}
+	aloneA, aloneB := generate(e, context.Background(), a), generate(e, context.Background(), b)
+	if aloneA.err != nil || aloneB.err != nil {
+		t.Fatal(aloneA.err, aloneB.err)
+	}
+	far := make(chan struct{})
+	gotA := make(chan output, 1)
+	aStart := time.Now()
+	go func() {
+		var o output
+		o.res, o.err = e.Generate(context.Background(), &a, func(c engine.Chunk) error {
+			if o.tokens = append(o.tokens, c.Token); len(o.tokens) == 150 {
+				close(far) // 154 cells used: 120 more do not fit
+			}
+			return nil
+		})
+		gotA <- o
+	}()
+	<-far
+	bStart := time.Now()
+	ob := generate(e, context.Background(), b)
+	oa := <-gotA
+	if oa.err != nil || ob.err != nil || !equalTokens(oa.tokens, aloneA.tokens) || !equalTokens(ob.tokens, aloneB.tokens) {
+		t.Fatalf("a: %v equal %v; b: %v equal %v", oa.err, equalTokens(oa.tokens, aloneA.tokens), ob.err, equalTokens(ob.tokens, aloneB.tokens))
+	}
+	// b's prompt waited for a to finish (both times as the decode loop
+	// took them).
+	if aEnd, bFirst := aStart.Add(oa.res.Duration), bStart.Add(ob.res.TimeToFirstToken); !bFirst.After(aEnd) {
+		t.Fatalf("b's first token %v before a ended", aEnd.Sub(bFirst))
+	}
+}
