@@ -97,11 +97,7 @@ func ptr[T any](v T) *T { return &v }
 // Cases beyond the reference file, written from the template's statements.
 func TestMoreTemplateCases(t *testing.T) {
 	off := ptr(false)
-	cases := []struct {
-		name string
-		c    Conversation
-		want string
-	}{
+	cases := []renderCase{
 		{
 			name: "reasoning kept only after the last user query",
 			c: Conversation{Messages: []Message{
@@ -154,17 +150,7 @@ func TestMoreTemplateCases(t *testing.T) {
 			want: "<|im_start|>user\nhi /no_think<|im_end|>\n<|im_start|>system\nlate<|im_end|>\n<|im_start|>assistant\n",
 		},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			got, err := Render(c.c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != c.want {
-				t.Fatalf("got\n%q\nwant\n%q", got, c.want)
-			}
-		})
-	}
+	checkRenders(t, cases)
 }
 
 func TestPyJSON(t *testing.T) {
@@ -225,11 +211,7 @@ func TestContinueFinalMessage(t *testing.T) {
 	offC := cont(Message{Role: "assistant", Content: "Hello"})
 	offC.EnableThinking = ptr(false)
 	noUser := Conversation{Messages: []Message{{Role: "system", Content: "S"}, {Role: "assistant", Content: "Once"}}, ContinueFinalMessage: true}
-	cases := []struct {
-		name string
-		c    Conversation
-		want string
-	}{
+	cases := []renderCase{
 		// The last assistant turn after the last query always gets a think
 		// block from the template; thinking off changes only the generation
 		// prompt, which a continuation does not have.
@@ -248,6 +230,27 @@ func TestContinueFinalMessage(t *testing.T) {
 		// transformers: rindex("") is the end, so the chat stays whole.
 		{"empty content", cont(Message{Role: "assistant", Content: ""}), head + "<think>\n\n</think>\n\n<|im_end|>\n"},
 	}
+	checkRenders(t, cases)
+	for name, c := range map[string]Conversation{
+		"with a generation prompt":   {Messages: []Message{user, {Role: "assistant", Content: "x"}}, ContinueFinalMessage: true, AddGenerationPrompt: true},
+		"last message from the user": {Messages: []Message{user}, ContinueFinalMessage: true},
+		// The template rewrites "<think>R</think>A" as "<think>\nR\n</think>\n\nA".
+		"content rewritten by the template": cont(Message{Role: "assistant", Content: "<think>R</think>A"}),
+	} {
+		if _, err := Render(c); err == nil || !strings.Contains(err.Error(), "continue_final_message") {
+			t.Errorf("%s: err %v", name, err)
+		}
+	}
+}
+
+type renderCase struct {
+	name string
+	c    Conversation
+	want string
+}
+
+func checkRenders(t *testing.T, cases []renderCase) {
+	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			got, err := Render(c.c)
@@ -258,15 +261,5 @@ func TestContinueFinalMessage(t *testing.T) {
 				t.Fatalf("got\n%q\nwant\n%q", got, c.want)
 			}
 		})
-	}
-	for name, c := range map[string]Conversation{
-		"with a generation prompt":   {Messages: []Message{user, {Role: "assistant", Content: "x"}}, ContinueFinalMessage: true, AddGenerationPrompt: true},
-		"last message from the user": {Messages: []Message{user}, ContinueFinalMessage: true},
-		// The template rewrites "<think>R</think>A" as "<think>\nR\n</think>\n\nA".
-		"content rewritten by the template": cont(Message{Role: "assistant", Content: "<think>R</think>A"}),
-	} {
-		if _, err := Render(c); err == nil || !strings.Contains(err.Error(), "continue_final_message") {
-			t.Errorf("%s: err %v", name, err)
-		}
 	}
 }
