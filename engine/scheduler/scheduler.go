@@ -670,6 +670,7 @@ func adapterKey(uses []engine.AdapterUse) (string, []llamacpp.AdapterScale) {
 // with an overloaded error, until the batch fits; the others go on.
 func (e *Engine) stepGroup(slots []*slot) {
 	b := e.batch
+	defer func() { e.rr++ }() // the next step's prefill starts from the next slot
 	prefill := true
 	var rows []*slot
 	var chunks []prefillChunk
@@ -677,7 +678,6 @@ func (e *Engine) stepGroup(slots []*slot) {
 	for {
 		rows, chunks = e.buildBatch(slots, prefill)
 		if b.Len() == 0 {
-			e.rr++
 			return
 		}
 		t0 = time.Now()
@@ -695,7 +695,6 @@ func (e *Engine) stepGroup(slots []*slot) {
 					e.finish(s, "", engine.Internal("decode failed: %v", err))
 				}
 			}
-			e.rr++
 			return
 		}
 		switch {
@@ -707,7 +706,6 @@ func (e *Engine) stepGroup(slots []*slot) {
 			e.failNewest(slots, b.Len())
 		}
 	}
-	e.rr++
 	// Book-keeping of what is now in the KV cache.
 	for _, s := range rows {
 		if s.seq.decoding {
