@@ -97,6 +97,7 @@ type EngineConfig struct {
 	UBatchSize     int    `mapstructure:"ubatch_size"`
 	FlashAttention string `mapstructure:"flash_attention"`
 	KVCacheType    string `mapstructure:"kv_cache_type"`
+	KVCacheSize    int    `mapstructure:"kv_cache_size"`
 	Threads        int    `mapstructure:"threads"`
 	QueueSize      int    `mapstructure:"queue_size"`
 }
@@ -123,6 +124,7 @@ var defaults = map[string]any{
 	"engine.ubatch_size":                512,
 	"engine.flash_attention":            "auto",
 	"engine.kv_cache_type":              "f16",
+	"engine.kv_cache_size":              0,
 	"engine.threads":                    0,
 	"engine.queue_size":                 64,
 	"adapters.dirs":                     []string{},
@@ -344,6 +346,9 @@ func (c *Config) Validate() error {
 	case "auto", "on", "off":
 	default:
 		bad("engine.flash_attention %q: want auto, on or off", e.FlashAttention)
+	}
+	if e.KVCacheSize < 0 {
+		bad("engine.kv_cache_size %d: want 0 (ctx_size cells for each sequence) or a total of KV cells shared by all", e.KVCacheSize)
 	}
 	switch e.KVCacheType {
 	case "f16", "q8_0", "q4_0":

@@ -57,14 +57,23 @@ type Request struct {
 	// empty means the base model. The handles come from the engine's
 	// adapter loading (AdapterLoader).
 	Adapters []AdapterUse
-	// Thinking budget: when ReasoningBudget >= 0 and the sequence has
-	// generated that many tokens without producing ReasoningEnd[i] for the
-	// token ReasoningEndToken, the engine closes the reasoning itself by
-	// emitting the ReasoningEnd tokens (for Qwen3: "\n", "</think>", "\n\n")
-	// and sampling resumes for the answer. -1 = no budget.
-	ReasoningBudget   int
-	ReasoningEndToken int32
-	ReasoningEnd      []int32
+	// Reasoning: with ReasoningEnd set, the output starts in the model's
+	// reasoning (Qwen3 with thinking on) and the engine counts its tokens
+	// (Result.ReasoningTokens): every generated token after a first token
+	// equal to ReasoningStartToken (the model opening "<think>" itself; -1
+	// when the prompt already opened it) and before ReasoningEndToken
+	// ("</think>"), neither tag counted, nor end-of-generation tokens.
+	// Output without the opening tag counts from its first token, as the
+	// reasoning parser takes it for reasoning too.
+	// Thinking budget: when ReasoningBudget >= 0 and that many reasoning
+	// tokens were generated, the engine closes the reasoning itself by
+	// emitting the ReasoningEnd tokens (for Qwen3: "\n", "</think>", "\n\n"),
+	// which are not counted, and sampling resumes for the answer. -1 = no
+	// budget.
+	ReasoningBudget     int
+	ReasoningStartToken int32
+	ReasoningEndToken   int32
+	ReasoningEnd        []int32
 	// Logprobs asks for every generated token's log-probability and its
 	// TopLogprobs (0..MaxTopLogprobs) best alternatives, in Chunk.Logprobs.
 	// They are the raw log-softmax of the model's logits, before any
@@ -167,6 +176,8 @@ type Result struct {
 	CompletionTokens int
 	// ReasoningForced is set when the thinking budget closed the reasoning.
 	ReasoningForced bool
+	// ReasoningTokens counts the reasoning's tokens (see Request).
+	ReasoningTokens int
 	// QueueTime is the wait before a slot was free; TimeToFirstToken counts
 	// from submission; DecodeRate is tokens/s after the first token.
 	QueueTime        time.Duration

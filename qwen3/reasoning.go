@@ -53,11 +53,39 @@ func NewParser(thinking bool) *Parser {
 	return p
 }
 
-// InReasoning reports whether the stream is still before the end of the
-// reasoning (used for finish_reason bookkeeping and the thinking budget).
-func (p *Parser) InReasoning() bool {
-	return p.state == stStart || p.state == stReasonLead || p.state == stReason
+// ContinueParser is the parser for output that continues prompt, a chat
+// rendered with ContinueFinalMessage. The output is only the continuation,
+// so the parser starts where the prefilled assistant turn leaves off: inside
+// the reasoning when the turn has a <think> not closed after it (open is
+// then true, whatever thinking says), else in the answer. Whitespace at the
+// start of the continuation is trimmed only when the prefilled part of that
+// section is itself empty, as it would have been had the model written it.
+func ContinueParser(thinking bool, prompt string) (p *Parser, open bool) {
+	p = NewParser(thinking)
+	turn := prompt
+	if i := strings.LastIndex(prompt, assistantTurn); i >= 0 {
+		turn = prompt[i+len(assistantTurn):]
+	}
+	o, c := strings.LastIndex(turn, thinkOpen), strings.LastIndex(turn, thinkClose)
+	if o > c {
+		p.state = stReason
+		if strings.TrimSpace(turn[o+len(thinkOpen):]) == "" {
+			p.state = stReasonLead
+		}
+		return p, true
+	}
+	if c >= 0 {
+		turn = turn[c+len(thinkClose):]
+	}
+	p.state = stAnswer
+	if strings.TrimSpace(turn) == "" {
+		p.state = stAnswerLead
+	}
+	return p, false
 }
+
+// assistantTurn opens an assistant message in the rendered chat.
+const assistantTurn = "<|im_start|>assistant\n"
 
 // Push consumes a piece and returns what can be emitted now.
 func (p *Parser) Push(piece string) (reasoning, answer string) {

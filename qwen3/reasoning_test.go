@@ -8,7 +8,10 @@ import (
 )
 
 func parseAll(thinking bool, pieces []string) (string, string) {
-	p := NewParser(thinking)
+	return parseWith(NewParser(thinking), pieces)
+}
+
+func parseWith(p *Parser, pieces []string) (string, string) {
 	var r, a strings.Builder
 	for _, piece := range pieces {
 		x, y := p.Push(piece)
@@ -64,25 +67,7 @@ func TestParserEverySplit(t *testing.T) {
 func TestParserTokenByToken(t *testing.T) {
 	// What the chain test model emits, token by token.
 	pieces := []string{"<think>", "Let", " me", " think", ".", "</think>", "\n\n", "Hello", "!"}
-	p := NewParser(true)
-	if !p.InReasoning() {
-		t.Fatal("should start in reasoning")
-	}
-	var r, a string
-	for i, piece := range pieces {
-		x, y := p.Push(piece)
-		r += x
-		a += y
-		if i == 4 && !p.InReasoning() {
-			t.Fatal("left reasoning too early")
-		}
-	}
-	if p.InReasoning() {
-		t.Fatal("still in reasoning after </think>")
-	}
-	x, y := p.Finish()
-	r, a = r+x, a+y
-	if r != "Let me think." || a != "Hello!" {
+	if r, a := parseAll(true, pieces); r != "Let me think." || a != "Hello!" {
 		t.Fatalf("got %q %q", r, a)
 	}
 }
@@ -140,4 +125,39 @@ func FuzzParser(f *testing.F) {
 			t.Fatal("split a character")
 		}
 	})
+}
+
+// A continued assistant turn: the parser starts where the prefill left off,
+// and what it returns is the continuation only.
+func TestContinueParser(t *testing.T) {
+	const head = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+	cases := []struct {
+		name              string
+		thinking          bool
+		prompt            string
+		out               string
+		open              bool
+		reasoning, answer string
+	}{
+		{"prefilled reasoning", true, head + "<think>\n\n</think>\n\n<think>\nI should", " check.\n</think>\n\nYes.", true, " check.", "Yes."},
+		{"only the opening tag: leading whitespace trimmed", true, head + "<think>\n\n</think>\n\n<think>\n", "\nPlan.</think> ok", true, "Plan.", "ok"},
+		{"prefilled answer", true, head + "<think>\n\n</think>\n\nHello", " world</think>", false, "", " world</think>"},
+		{"prefilled answer, thinking off", false, head + "<think>\n\n</think>\n\nHello", " world", false, "", " world"},
+		{"closed reasoning, empty answer", true, head + "<think>\nplan\n</think>\n\n", "\n\nThe end", false, "", "The end"},
+		{"earlier turns do not count", true, "<|im_start|>assistant\n<think>\nold<|im_end|>\n" + head + "<think>\n\n</think>\n\nA", "B", false, "", "B"},
+		{"no think block", true, "<|im_start|>assistant\nOnce", " upon", false, "", " upon"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			everySplit(c.out, func(pieces []string) {
+				p, open := ContinueParser(c.thinking, c.prompt)
+				if open != c.open {
+					t.Fatalf("open %v, want %v", open, c.open)
+				}
+				if r, a := parseWith(p, pieces); r != c.reasoning || a != c.answer {
+					t.Fatalf("%q: got reasoning %q answer %q, want %q %q", pieces, r, a, c.reasoning, c.answer)
+				}
+			})
+		})
+	}
 }

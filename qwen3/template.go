@@ -6,8 +6,10 @@ package qwen3
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 )
 
 // Message is one chat turn as the template sees it. Content is already
@@ -31,6 +33,10 @@ type Conversation struct {
 	Messages            []Message
 	Tools               []json.RawMessage // each tool as the client sent it
 	AddGenerationPrompt bool
+	// ContinueFinalMessage leaves the final (assistant) message open so that
+	// the model continues it: the assistant prefill. It excludes
+	// AddGenerationPrompt, as in transformers and vLLM.
+	ContinueFinalMessage bool
 	// EnableThinking nil or true: the model decides (it normally opens
 	// <think>); false: the prompt ends with an empty think block.
 	EnableThinking *bool
@@ -44,6 +50,14 @@ const toolsPostamble = "\n</tools>\n\nFor each function call, return a json obje
 // produces for c. The structure below follows the template's statements in
 // order; comments quote the parts whose behaviour is easy to get wrong.
 func Render(c Conversation) (string, error) {
+	if c.ContinueFinalMessage {
+		if c.AddGenerationPrompt {
+			return "", fmt.Errorf("%w: add_generation_prompt cannot be set with it", ErrContinue)
+		}
+		if len(c.Messages) == 0 || c.Messages[len(c.Messages)-1].Role != "assistant" {
+			return "", fmt.Errorf("%w: the last message must be an assistant message", ErrContinue)
+		}
+	}
 	msgs := c.Messages
 	var b strings.Builder
 	if len(c.Tools) > 0 {
@@ -129,7 +143,38 @@ func Render(c Conversation) (string, error) {
 			b.WriteString("<think>\n\n</think>\n\n")
 		}
 	}
+	if c.ContinueFinalMessage {
+		return cutAfterFinal(b.String(), msgs[len(msgs)-1].Content)
+	}
 	return b.String(), nil
+}
+
+// ErrContinue marks the errors of ContinueFinalMessage.
+var ErrContinue = errors.New("continue_final_message")
+
+// cutAfterFinal is transformers' continue_final_message
+// (apply_chat_template): the rendered chat is cut right after the last
+// occurrence of the final message's content, so its end-of-turn marker is
+// gone. The content is searched stripped of whitespace (templates may trim
+// it); its trailing whitespace is kept only when the template kept it. An
+// empty content matches at the very end, leaving the chat whole, as there.
+func cutAfterFinal(rendered, final string) (string, error) {
+	stripped := strings.TrimFunc(final, pySpace)
+	loc := strings.LastIndex(rendered, stripped)
+	if loc < 0 {
+		return "", fmt.Errorf("%w: the final message does not appear in the chat after applying the chat template (the template rewrites it: for Qwen3, write a reasoning prefix as \"<think>\\n...\\n</think>\\n\\n\" or use reasoning_content)", ErrContinue)
+	}
+	lead := strings.TrimLeftFunc(final, pySpace)
+	if end := loc + len(lead); end <= len(rendered) && rendered[loc:end] == final {
+		return rendered[:end], nil
+	}
+	return rendered[:loc+len(stripped)], nil
+}
+
+// pySpace is Python's str.isspace, which strip() uses: Unicode white space
+// plus the ASCII separators U+001C..U+001F that Go's unicode.IsSpace leaves out.
+func pySpace(r rune) bool {
+	return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f)
 }
 
 // renderArguments: "{%- if tool_call.arguments is string %} verbatim

@@ -97,11 +97,7 @@ func ptr[T any](v T) *T { return &v }
 // Cases beyond the reference file, written from the template's statements.
 func TestMoreTemplateCases(t *testing.T) {
 	off := ptr(false)
-	cases := []struct {
-		name string
-		c    Conversation
-		want string
-	}{
+	cases := []renderCase{
 		{
 			name: "reasoning kept only after the last user query",
 			c: Conversation{Messages: []Message{
@@ -154,17 +150,7 @@ func TestMoreTemplateCases(t *testing.T) {
 			want: "<|im_start|>user\nhi /no_think<|im_end|>\n<|im_start|>system\nlate<|im_end|>\n<|im_start|>assistant\n",
 		},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			got, err := Render(c.c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != c.want {
-				t.Fatalf("got\n%q\nwant\n%q", got, c.want)
-			}
-		})
-	}
+	checkRenders(t, cases)
 }
 
 func TestPyJSON(t *testing.T) {
@@ -189,5 +175,91 @@ func TestOfficialTemplateDetection(t *testing.T) {
 	}
 	if OfficialTemplate(strings.Replace(officialTemplate, "<|im_start|>", "<s>", 1)) {
 		t.Fatal("a changed template was taken for the official one")
+	}
+}
+
+// continue_final_message against transformers' rendering: its golden case
+// rendered without a generation prompt, the final message then left open.
+func TestContinueFinalMessageGolden(t *testing.T) {
+	n := 0
+	for _, g := range loadGoldens(t, "../testdata/qwen3_chat_template.jsonl") {
+		c := g.conversation()
+		if g.AddGenerationPrompt || c.Messages[len(c.Messages)-1].Role != "assistant" {
+			continue
+		}
+		n++
+		c.ContinueFinalMessage = true
+		got, err := Render(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := strings.TrimSuffix(g.Expected, "<|im_end|>\n"); got != want || want == g.Expected {
+			t.Fatalf("%s: got\n%q\nwant\n%q", g.Name, got, want)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no golden case ends with an assistant message")
+	}
+}
+
+func TestContinueFinalMessage(t *testing.T) {
+	const head = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+	user := Message{Role: "user", Content: "Hi"}
+	cont := func(final Message, more ...Message) Conversation {
+		return Conversation{Messages: append(append([]Message{user}, more...), final), ContinueFinalMessage: true}
+	}
+	offC := cont(Message{Role: "assistant", Content: "Hello"})
+	offC.EnableThinking = ptr(false)
+	noUser := Conversation{Messages: []Message{{Role: "system", Content: "S"}, {Role: "assistant", Content: "Once"}}, ContinueFinalMessage: true}
+	cases := []renderCase{
+		// The last assistant turn after the last query always gets a think
+		// block from the template; thinking off changes only the generation
+		// prompt, which a continuation does not have.
+		{"answer prefill", cont(Message{Role: "assistant", Content: "Hello"}), head + "<think>\n\n</think>\n\nHello"},
+		{"answer prefill, thinking off", offC, head + "<think>\n\n</think>\n\nHello"},
+		// No </think> in the content: the template puts an empty block
+		// first and the open <think> after it.
+		{"reasoning prefill", cont(Message{Role: "assistant", Content: "<think>\nI should"}), head + "<think>\n\n</think>\n\n<think>\nI should"},
+		{"reasoning and answer in content", cont(Message{Role: "assistant", Content: "<think>\nplan\n</think>\n\nThe answer is"}), head + "<think>\nplan\n</think>\n\nThe answer is"},
+		{"reasoning_content field", cont(Message{Role: "assistant", Content: "The answer is", ReasoningContent: ptr("R")}), head + "<think>\nR\n</think>\n\nThe answer is"},
+		{"trailing whitespace kept", cont(Message{Role: "assistant", Content: "Hello\n\n"}), head + "<think>\n\n</think>\n\nHello\n\n"},
+		{"leading newlines trimmed by the template", cont(Message{Role: "assistant", Content: "\n\nHello "}), head + "<think>\n\n</think>\n\nHello"},
+		{"the last occurrence", cont(Message{Role: "assistant", Content: "Hi"}), head + "<think>\n\n</think>\n\nHi"},
+		{"tool calls after the content are cut", cont(Message{Role: "assistant", Content: "Calling", ToolCalls: []ToolCall{{Name: "f", Arguments: json.RawMessage(`{}`)}}}), head + "<think>\n\n</think>\n\nCalling"},
+		{"no user query: no think block", noUser, "<|im_start|>system\nS<|im_end|>\n<|im_start|>assistant\nOnce"},
+		// transformers: rindex("") is the end, so the chat stays whole.
+		{"empty content", cont(Message{Role: "assistant", Content: ""}), head + "<think>\n\n</think>\n\n<|im_end|>\n"},
+	}
+	checkRenders(t, cases)
+	for name, c := range map[string]Conversation{
+		"with a generation prompt":   {Messages: []Message{user, {Role: "assistant", Content: "x"}}, ContinueFinalMessage: true, AddGenerationPrompt: true},
+		"last message from the user": {Messages: []Message{user}, ContinueFinalMessage: true},
+		// The template rewrites "<think>R</think>A" as "<think>\nR\n</think>\n\nA".
+		"content rewritten by the template": cont(Message{Role: "assistant", Content: "<think>R</think>A"}),
+	} {
+		if _, err := Render(c); err == nil || !strings.Contains(err.Error(), "continue_final_message") {
+			t.Errorf("%s: err %v", name, err)
+		}
+	}
+}
+
+type renderCase struct {
+	name string
+	c    Conversation
+	want string
+}
+
+func checkRenders(t *testing.T, cases []renderCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := Render(c.c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != c.want {
+				t.Fatalf("got\n%q\nwant\n%q", got, c.want)
+			}
+		})
 	}
 }

@@ -172,6 +172,22 @@ func TestTokenizeEndpoints(t *testing.T) {
 	if w.Code != 200 || w.Body.String() != `{"prompt":"\u003c|im_start|\u003euser\nhi\u003c|im_end|\u003e\n\u003c|im_start|\u003eassistant\n\u003cthink\u003e\n\n\u003c/think\u003e\n\n"}` {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
+	// The template controls: no generation prompt; the final assistant
+	// message left open; both at once refused as vLLM does.
+	for body, want := range map[string]string{
+		`{"messages":[{"role":"user","content":"hi"}],"add_generation_prompt":false}`:                                                                                  "<|im_start|>user\nhi<|im_end|>\n",
+		`{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"<think>\nI should"}],"add_generation_prompt":false,"continue_final_message":true}`: "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n<think>\nI should",
+	} {
+		var got struct{ Prompt string }
+		w := do(s, "POST", "/apply-template", body)
+		if json.Unmarshal(w.Body.Bytes(), &got); w.Code != 200 || got.Prompt != want {
+			t.Fatalf("%s: %d %s", body, w.Code, w.Body)
+		}
+	}
+	w = do(s, "POST", "/apply-template", `{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"a"}],"continue_final_message":true}`)
+	if w.Code != 400 || !strings.Contains(w.Body.String(), "Cannot set both `continue_final_message` and `add_generation_prompt` to True.") {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
 }
 
 func TestAuthCORSAndMetrics(t *testing.T) {

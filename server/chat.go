@@ -38,6 +38,10 @@ type chatPlan struct {
 	usage    bool // stream_options.include_usage
 	model    string
 	logprobs bool
+
+	// continued: the prompt ends inside the final assistant message
+	// (continue_final_message), so the output continues it.
+	continued bool
 }
 
 func (s *Server) chatCompletions(c *gin.Context) {
@@ -146,6 +150,17 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest, manifest *a
 	if err != nil {
 		return nil, err
 	}
+	// A continuation inside the reasoning (a prefilled, unclosed <think>)
+	// needs thinking on; a continuation of the answer has no reasoning left,
+	// so no thinking budget either.
+	reasoning := thinking
+	if body.ContinueFinalMessage {
+		_, open := qwen3.ContinueParser(thinking, prompt)
+		if open && !thinking {
+			return nil, apierror.BadRequest("continue_final_message", "the final assistant message leaves a <think> block open but thinking is off (switched off, or by response_format or a forced tool_choice): turn thinking on to continue the reasoning, or close it with </think>")
+		}
+		reasoning = open
+	}
 
 	reqParams, err := requestSampling(body.SamplingFields)
 	if err != nil {
@@ -186,6 +201,7 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest, manifest *a
 		usage: body.StreamOptions != nil && body.StreamOptions.IncludeUsage,
 		req:   engine.Request{Prompt: prompt, MaxTokens: maxTokens, Stop: body.Stop, Sampling: params.Engine(), ReasoningBudget: -1, JSONSchema: schema, Grammar: grammar},
 	}
+	plan.continued = body.ContinueFinalMessage
 	budget := s.sampling.ThinkingBudget
 	if body.ThinkingBudget != nil {
 		if *body.ThinkingBudget < 0 {
@@ -193,12 +209,20 @@ func (s *Server) planChat(e engine.Engine, body *openai.ChatRequest, manifest *a
 		}
 		budget = *body.ThinkingBudget
 	}
-	if thinking && budget >= 0 {
-		end, endTok, err := s.reasoningEnd(e)
-		if err != nil {
+	if reasoning {
+		// The engine counts the reasoning tokens (usage) and enforces the
+		// budget. Only an engine without Qwen3's vocabulary (the tests' fake)
+		// lacks the tags; it can then run without a budget, uncounted.
+		open, end, endTok, err := s.reasoningTags(e)
+		if err != nil && budget >= 0 {
 			return nil, err
 		}
-		plan.req.ReasoningBudget, plan.req.ReasoningEnd, plan.req.ReasoningEndToken = budget, end, endTok
+		if err == nil {
+			if plan.continued {
+				open = -1 // the prompt opened the reasoning
+			}
+			plan.req.ReasoningBudget, plan.req.ReasoningStartToken, plan.req.ReasoningEnd, plan.req.ReasoningEndToken = budget, open, end, endTok
+		}
 	}
 	plan.req.Logprobs, plan.req.TopLogprobs = logprobs, top
 	return plan, nil
@@ -247,7 +271,16 @@ func (s *Server) renderChatWith(body *openai.ChatRequest, manifest *adapters.Man
 	if len(body.Messages) == 0 {
 		return "", false, apierror.BadRequest("messages", "messages must be a non-empty array")
 	}
-	conv := qwen3.Conversation{Tools: body.Tools, AddGenerationPrompt: true}
+	conv := qwen3.Conversation{Tools: body.Tools, AddGenerationPrompt: body.AddGenerationPrompt == nil || *body.AddGenerationPrompt, ContinueFinalMessage: body.ContinueFinalMessage}
+	if conv.ContinueFinalMessage {
+		if conv.AddGenerationPrompt {
+			// vLLM's words; add_generation_prompt defaults to true there too.
+			return "", false, apierror.BadRequest("continue_final_message", "Cannot set both `continue_final_message` and `add_generation_prompt` to True.")
+		}
+		if last := body.Messages[len(body.Messages)-1]; last.Role != "assistant" {
+			return "", false, apierror.BadRequest("continue_final_message", fmt.Sprintf("continue_final_message continues the last message, which must be an assistant message (it is %q)", last.Role))
+		}
+	}
 	if manifest.SystemPrompt != "" && body.Messages[0].Role != "system" && body.Messages[0].Role != "developer" {
 		conv.Messages = append(conv.Messages, qwen3.Message{Role: "system", Content: manifest.SystemPrompt})
 	}
@@ -289,26 +322,31 @@ func (s *Server) renderChatWith(body *openai.ChatRequest, manifest *adapters.Man
 	}
 	prompt, err := qwen3.Render(conv)
 	if err != nil {
-		return "", false, apierror.BadRequest("messages", err.Error())
+		param := "messages"
+		if errors.Is(err, qwen3.ErrContinue) {
+			param = "continue_final_message"
+		}
+		return "", false, apierror.BadRequest(param, err.Error())
 	}
 	return prompt, thinking, nil
 }
 
-// reasoningEnd is what the model writes to close its reasoning:
-// "\n</think>\n\n", tokenized once.
-func (s *Server) reasoningEnd(e engine.Engine) ([]int32, int32, error) {
+// reasoningTags are the reasoning's opening tag "<think>" and what the
+// model writes to close it, "\n</think>\n\n" (with the "</think>" token),
+// tokenized once.
+func (s *Server) reasoningTags(e engine.Engine) (open int32, end []int32, endTok int32, err error) {
 	s.endOnce.Do(func() {
-		toks, err := e.Tokenize("\n</think>\n\n", true)
-		if err != nil || len(toks) != 3 {
-			s.endErr = fmt.Errorf("cannot tokenize the reasoning end: %v %v", toks, err)
+		toks, err := e.Tokenize("<think>\n</think>\n\n", true)
+		if err != nil || len(toks) != 4 {
+			s.endErr = fmt.Errorf("cannot tokenize the reasoning tags: %v %v", toks, err)
 			return
 		}
 		s.endToks = toks
 	})
 	if s.endErr != nil {
-		return nil, 0, s.endErr
+		return 0, nil, 0, s.endErr
 	}
-	return s.endToks, s.endToks[1], nil
+	return s.endToks[0], s.endToks[1:], s.endToks[2], nil
 }
 
 func (s *Server) preset(thinking bool) sampling.Params {
@@ -328,12 +366,11 @@ func newID(prefix string) string {
 // generation runs a plan through the engine and the reasoning parser,
 // calling onDelta with reasoning and answer text as they come.
 type generation struct {
-	parser          *qwen3.Parser
-	tools           *qwen3.ToolCallParser // nil without tools
-	calls           []qwen3.Call
-	reasoningTokens int
-	reasoning       strings.Builder
-	content         strings.Builder
+	parser    *qwen3.Parser
+	tools     *qwen3.ToolCallParser // nil without tools
+	calls     []qwen3.Call
+	reasoning strings.Builder
+	content   strings.Builder
 	// logprobs of every generated token (reasoning included, as vLLM), and
 	// how many a stream has sent.
 	logprobs []engine.Logprob
@@ -342,6 +379,9 @@ type generation struct {
 
 func newGeneration(plan *chatPlan) *generation {
 	g := &generation{parser: qwen3.NewParser(plan.thinking)}
+	if plan.continued {
+		g.parser, _ = qwen3.ContinueParser(plan.thinking, plan.req.Prompt)
+	}
 	if plan.tools {
 		g.tools = &qwen3.ToolCallParser{}
 	}
@@ -351,9 +391,6 @@ func newGeneration(plan *chatPlan) *generation {
 // feed returns the reasoning and answer text to emit, and tool calls
 // completed by this chunk.
 func (g *generation) feed(ch engine.Chunk) (string, string, []qwen3.Call) {
-	if g.parser.InReasoning() {
-		g.reasoningTokens++
-	}
 	g.logprobs = append(g.logprobs, ch.Logprobs...)
 	r, a := g.parser.Push(ch.Text)
 	return g.record(r, a, false)
@@ -390,11 +427,11 @@ func wireCalls(calls []qwen3.Call, first int) []openai.ToolCall {
 	return out
 }
 
-func usageOf(res *engine.Result, g *generation) *openai.Usage {
+func usageOf(res *engine.Result) *openai.Usage {
 	return &openai.Usage{
 		PromptTokens: res.PromptTokens, CompletionTokens: res.CompletionTokens, TotalTokens: res.PromptTokens + res.CompletionTokens,
 		PromptTokensDetails:     openai.PromptTokensDetails{CachedTokens: res.CachedTokens},
-		CompletionTokensDetails: openai.CompletionTokensDetails{ReasoningTokens: g.reasoningTokens},
+		CompletionTokensDetails: openai.CompletionTokensDetails{ReasoningTokens: res.ReasoningTokens},
 	}
 }
 
@@ -441,10 +478,10 @@ func finishReason(res *engine.Result, g *generation) string {
 	return res.FinishReason
 }
 
-func sumUsage(results []*engine.Result, gens []*generation) *openai.Usage {
+func sumUsage(results []*engine.Result) *openai.Usage {
 	u := &openai.Usage{}
-	for i, r := range results {
-		one := usageOf(r, gens[i])
+	for _, r := range results {
+		one := usageOf(r)
 		u.PromptTokens += one.PromptTokens
 		u.CompletionTokens += one.CompletionTokens
 		u.PromptTokensDetails.CachedTokens += one.PromptTokensDetails.CachedTokens
@@ -463,7 +500,7 @@ func (s *Server) completeChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
 		s.fail(c, remapParam(err, "messages"))
 		return
 	}
-	resp := openai.ChatResponse{ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: plan.model, Usage: sumUsage(results, gens)}
+	resp := openai.ChatResponse{ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: plan.model, Usage: sumUsage(results)}
 	for i, g := range gens {
 		g.finish()
 		msg := &openai.ResponseMessage{Role: "assistant", Content: strPtr(g.content.String())}
@@ -550,7 +587,7 @@ func (s *Server) streamChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
 		reason := finishReason(results[i], g)
 		w.event(withLogprobs(chunk(i, openai.ResponseMessage{}, &reason), g))
 	}
-	usage := sumUsage(results, gens)
+	usage := sumUsage(results)
 	if plan.usage {
 		w.event(openai.ChatResponse{ID: id, Object: "chat.completion.chunk", Created: created, Model: plan.model, Choices: []openai.ChatChoice{}, Usage: usage})
 	}

@@ -39,6 +39,11 @@ func TestChatErrors(t *testing.T) {
 		{"bad reasoning_effort", `{` + user + `,"reasoning_effort":"max"}`, 400, "enable_thinking"},
 		{"negative thinking_budget", `{` + user + `,"thinking_budget":-5}`, 400, "thinking_budget"},
 		{"stop wrong type", `{` + user + `,"stop":5}`, 400, ""},
+		{"continue_final_message with the generation prompt", `{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"a"}],"continue_final_message":true}`, 400, "continue_final_message"},
+		{"continue_final_message after a user message", `{` + user + `,"continue_final_message":true,"add_generation_prompt":false}`, 400, "continue_final_message"},
+		{"continue_final_message of rewritten content", `{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"<think>r</think>a"}],"continue_final_message":true,"add_generation_prompt":false}`, 400, "continue_final_message"},
+		{"continue_final_message in open reasoning, thinking off", `{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"<think>\nI"}],"continue_final_message":true,"add_generation_prompt":false,"enable_thinking":false}`, 400, "continue_final_message"},
+		{"continue_final_message in open reasoning, response_format", `{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"<think>\nI"}],"continue_final_message":true,"add_generation_prompt":false,"response_format":{"type":"json_object"}}`, 400, "continue_final_message"},
 		{"unknown model", `{"model":"gpt-9",` + user + `}`, 404, ""},
 		{"body too large", `{` + user + `,"pad":"` + strings.Repeat("x", 2<<20) + `"}`, 413, ""},
 	}

@@ -34,8 +34,18 @@ func randomServer(t *testing.T, parallel, ctx int) (*Server, *scheduler.Engine) 
 // the default configuration.
 func engineServer(t *testing.T, model string, parallel, ctx int) (*Server, *scheduler.Engine) {
 	t.Helper()
+	return engineServerWith(t, scheduler.Options{ModelPath: testutil.Model(t, model), GPULayers: 0, ContextSize: ctx, Parallel: parallel, Threads: 2})
+}
+
+// engineServerWith is engineServer with the engine's options spelled out.
+func engineServerWith(t *testing.T, opts scheduler.Options) (*Server, *scheduler.Engine) {
+	t.Helper()
 	llamacpp.SetLogger(nil)
-	e, err := scheduler.New(scheduler.Options{ModelPath: testutil.Model(t, model), LibDir: testutil.LibDir(), GPULayers: 0, ContextSize: ctx, Parallel: parallel, Threads: 2}, zaptest.NewLogger(t))
+	// The CPU backend variants of lib/ollama, as the served binary uses.
+	if opts.LibDir == "" {
+		opts.LibDir = testutil.LibDir()
+	}
+	e, err := scheduler.New(opts, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +79,7 @@ func TestOpenAIGoSDKChat(t *testing.T) {
 	if msg.Content != "Hello!" || reasoning != "Let me think." || resp.Choices[0].FinishReason != "stop" {
 		t.Fatalf("content %q reasoning %q finish %q", msg.Content, reasoning, resp.Choices[0].FinishReason)
 	}
-	if resp.Usage.CompletionTokensDetails.ReasoningTokens != 6 || resp.Usage.CompletionTokens != 10 {
+	if resp.Usage.CompletionTokensDetails.ReasoningTokens != 4 || resp.Usage.CompletionTokens != 10 {
 		t.Fatalf("usage %+v", resp.Usage)
 	}
 
@@ -101,6 +111,21 @@ func TestOpenAIGoSDKChat(t *testing.T) {
 	var apiErr *openai.Error
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 404 {
 		t.Fatalf("unknown model: %v", err)
+	}
+
+	// An assistant prefill inside the reasoning (vLLM's template controls as
+	// extra fields): only the continuation comes back.
+	prefill := openai.ChatCompletionNewParams{Model: "tiny-chain", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hi"), openai.AssistantMessage("<think>\nLet me")}}
+	resp, err = client.Chat.Completions.New(ctx, prefill, option.WithJSONSet("add_generation_prompt", false), option.WithJSONSet("continue_final_message", true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := resp.Choices[0].Message.JSON.ExtraFields["reasoning_content"]; resp.Choices[0].Message.Content != "Hello!" || f.Raw() != `" think."` {
+		t.Fatalf("continued: %s", resp.RawJSON())
+	}
+	_, err = client.Chat.Completions.New(ctx, prefill, option.WithJSONSet("continue_final_message", true))
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "continue_final_message" {
+		t.Fatalf("continue_final_message with add_generation_prompt: %v", err)
 	}
 }
 
@@ -259,5 +284,68 @@ func TestForcedToolChoiceGoSDK(t *testing.T) {
 		if w := post(t, s, body); w.Code != 400 || !strings.Contains(w.Body.String(), `"param":"`+param+`"`) {
 			t.Errorf("%s: %d %s", body, w.Code, w.Body)
 		}
+	}
+}
+
+// A KV cache shared by all sequences and smaller than parallel × ctx (256
+// cells for two sequences of up to 256): when two long requests fill it,
+// the newer one fails alone with 503 (overloaded, Retry-After), the other
+// finishes as it would alone, and the server goes on serving.
+func TestFullKVCacheFailsOneRequest(t *testing.T) {
+	s, e := engineServerWith(t, scheduler.Options{ModelPath: testutil.Model(t, "tiny-random.gguf"), GPULayers: 0, ContextSize: 256, Parallel: 2, Threads: 2, KVCacheSize: 256})
+	client, _ := sdkClient(t, s)
+	ctx := context.Background()
+	long := func(prompt string) openai.CompletionNewParams {
+		return openai.CompletionNewParams{Model: "tiny-random", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String(prompt)},
+			MaxTokens: openai.Int(200), Temperature: openai.Float(0)}
+	}
+	eos := option.WithJSONSet("ignore_eos", true)
+	alone, err := client.Completions.New(ctx, long("Once upon a time"), eos)
+	if err != nil || alone.Choices[0].FinishReason != "length" || alone.Usage.CompletionTokens != 200 {
+		t.Fatalf("alone: %v %v", alone, err)
+	}
+
+	started := make(chan struct{})
+	type streamed struct {
+		text, finish string
+		err          error
+	}
+	done := make(chan streamed, 1)
+	go func() {
+		var r streamed
+		stream := client.Completions.NewStreaming(ctx, long("Once upon a time"), eos)
+		for stream.Next() {
+			if r.text == "" && r.finish == "" {
+				close(started)
+			}
+			for _, c := range stream.Current().Choices {
+				r.text += c.Text
+				if c.FinishReason != "" {
+					r.finish = string(c.FinishReason)
+				}
+			}
+		}
+		r.err = stream.Err()
+		done <- r
+	}()
+	select {
+	case <-started:
+	case r := <-done:
+		t.Fatalf("the first request ended before the second started: %+v", r)
+	}
+	_, err = client.Completions.New(ctx, long("A different story begins here"), eos)
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 503 || apiErr.Code != "overloaded" || apiErr.Response.Header.Get("Retry-After") == "" {
+		t.Fatalf("the newer request: %v", err)
+	}
+	r := <-done
+	if r.err != nil || r.finish != "length" || r.text != alone.Choices[0].Text {
+		t.Fatalf("the older request: finish %q err %v, text equal to alone: %v", r.finish, r.err, r.text == alone.Choices[0].Text)
+	}
+	if again, err := client.Completions.New(ctx, long("Once upon a time"), eos); err != nil || again.Choices[0].Text != alone.Choices[0].Text {
+		t.Fatalf("afterwards: %v", err)
+	}
+	if st := e.Stats(); st.BusySlots != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }

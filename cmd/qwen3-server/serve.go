@@ -133,7 +133,7 @@ func engineOptions(cfg *configs.Config) scheduler.Options {
 		AllowCPUFallback: cfg.Model.AllowCPUFallback, MainGPU: cfg.Model.MainGPU, LibDir: libDir(cfg.Model.LibDir),
 		ContextSize: cfg.Engine.CtxSize, Parallel: cfg.Engine.Parallel, BatchSize: cfg.Engine.BatchSize,
 		UBatchSize: cfg.Engine.UBatchSize, FlashAttention: cfg.Engine.FlashAttention, KVCacheType: cfg.Engine.KVCacheType,
-		Threads: cfg.Engine.Threads, QueueSize: cfg.Engine.QueueSize,
+		Threads: cfg.Engine.Threads, QueueSize: cfg.Engine.QueueSize, KVCacheSize: cfg.Engine.KVCacheSize,
 	}
 }
 

@@ -437,6 +437,10 @@ type ContextParams struct {
 	Threads   int    // CPU threads (0 = runtime.NumCPU)
 	FlashAttn string // "auto", "on", "off"
 	KVType    string // "f16", "q8_0", "q4_0"
+
+	// KVUnified puts every sequence in one KV cache of NCtx cells (each may
+	// use all of them) instead of a stream of NCtx/NSeqMax cells each.
+	KVUnified bool
 }
 
 // Context is a llama context: KV cache and compute buffers.
@@ -485,7 +489,7 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 	params.type_k = kv
 	params.type_v = kv
 	params.no_perf = true
-	params.kv_unified = false
+	params.kv_unified = C.bool(p.KVUnified)
 	switch strings.ToLower(p.FlashAttn) {
 	case "on", "true", "enabled":
 		params.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_ENABLED
@@ -498,7 +502,7 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 	if c == nil {
 		return nil, errors.New("llama.cpp could not create a context (out of memory? try a smaller ctx_size or parallel)")
 	}
-	return &Context{c: c, nVocab: m.nVocab, lastSeqs: make([]bool, max(p.NSeqMax, 1)), oneStream: p.NSeqMax <= 1}, nil
+	return &Context{c: c, nVocab: m.nVocab, lastSeqs: make([]bool, max(p.NSeqMax, 1)), oneStream: p.NSeqMax <= 1 || p.KVUnified}, nil
 }
 
 // Close frees the context. Idempotent.
@@ -515,7 +519,9 @@ func (c *Context) Close() {
 func (c *Context) NCtx() int    { return int(C.llama_n_ctx(c.c)) }
 func (c *Context) NCtxSeq() int { return int(C.llama_n_ctx_seq(c.c)) }
 
-// ErrNoKVSlot means the batch did not fit in the KV cache.
+// ErrNoKVSlot means the batch did not fit in the KV cache. llama.cpp finds
+// the cells for the whole batch before computing anything, so the cache is
+// as it was: the caller may retry with a smaller batch.
 var ErrNoKVSlot = errors.New("llama_decode: no KV cache slot for the batch")
 
 // Decode runs the model on a batch.

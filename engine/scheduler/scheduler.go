@@ -8,6 +8,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -41,6 +42,13 @@ type Options struct {
 	Threads          int
 	QueueSize        int    // requests waiting for a slot
 	LibDir           string // folder with libggml-cuda.so, "" = <exe>/../lib/ollama
+
+	// KVCacheSize, when > 0, is the total of KV cells, in one cache that all
+	// sequences share (llama.cpp's unified KV): it may be less than
+	// ContextSize × Parallel, and a decode that finds it full fails only
+	// the newest sequence(s) of the step (see stepGroup). 0: ContextSize
+	// cells for each sequence, in its own stream, so it never fills.
+	KVCacheSize int
 }
 
 // GPULayersAuto asks for every layer on the GPU when a GPU backend loaded,
@@ -83,6 +91,7 @@ type Engine struct {
 	prof        Profile
 
 	activeKey string // adapter set applied to the context
+	admitted  uint64 // sequences admitted so far: their order, newest last
 	grr       int    // round-robin start over adapter groups
 
 	slots []*slot // owned by the loop goroutine
@@ -133,6 +142,7 @@ type sequence struct {
 	promptLP []engine.Logprob
 
 	submitted, admitted, first time.Time
+	order                      uint64 // admission order (Engine.admitted)
 
 	// Output handed to the request goroutine.
 	mu     sync.Mutex
@@ -203,8 +213,12 @@ func NewWithModel(model *llamacpp.Model, opts Options, log *zap.Logger) (*Engine
 	if ctxSize <= 0 {
 		ctxSize = min(model.NCtxTrain(), 8192)
 	}
+	nctx := ctxSize * opts.Parallel
+	if opts.KVCacheSize > 0 {
+		nctx = opts.KVCacheSize
+	}
 	lctx, err := llamacpp.NewContext(model, llamacpp.ContextParams{
-		NCtx: ctxSize * opts.Parallel, NBatch: opts.BatchSize, NUBatch: opts.UBatchSize,
+		NCtx: nctx, NBatch: opts.BatchSize, NUBatch: opts.UBatchSize, KVUnified: opts.KVCacheSize > 0,
 		NSeqMax: opts.Parallel, Threads: opts.Threads, FlashAttn: opts.FlashAttention, KVType: opts.KVCacheType,
 	})
 	if err != nil {
@@ -587,6 +601,8 @@ func (e *Engine) admit() {
 		seq.result.CachedTokens = reuse
 		seq.result.PromptTokens = len(seq.prompt)
 		seq.admitted = time.Now()
+		e.admitted++
+		seq.order = e.admitted
 		best.seq = seq
 		e.busy.Add(1)
 	}
@@ -687,55 +703,49 @@ func adapterKey(uses []engine.AdapterUse) (string, []llamacpp.AdapterScale) {
 
 // stepGroup builds one batch for the given slots (decode tokens first, then
 // prefill chunks, round robin so no prompt starves), decodes it and samples.
+//
+// A shared KV cache (Options.KVCacheSize) may be full. llama.cpp then
+// refuses the batch untouched, and the step is retried smaller: first
+// without the idle slots' cached prefixes, then without the prefill chunks
+// (those prompts wait), then without the newest sequence, failed alone
+// with an overloaded error, until the batch fits; the others go on.
 func (e *Engine) stepGroup(slots []*slot) {
 	b := e.batch
-	b.Clear()
-	rows := e.rows[:0]
-	for _, s := range slots {
-		if q := s.seq; q != nil && q.decoding {
-			q.logitsRow = b.Len()
-			b.Add(q.last, q.pos, s.id, true)
-			rows = append(rows, s)
+	defer func() { e.rr++ }() // the next step's prefill starts from the next slot
+	prefill := true
+	var rows []*slot
+	var chunks []prefillChunk
+	var t0, t1 time.Time
+	for {
+		rows, chunks = e.buildBatch(slots, prefill)
+		if b.Len() == 0 {
+			return
 		}
-	}
-	chunks := e.chunks[:0]
-	for i := range slots {
-		s := slots[(e.rr+i)%len(slots)]
-		q := s.seq
-		room := b.Cap() - b.Len()
-		if q == nil || q.decoding || len(q.pending) == 0 || room == 0 {
-			continue
+		t0 = time.Now()
+		err := e.lctx.Decode(b)
+		t1 = time.Now()
+		if err == nil {
+			break
 		}
-		n := min(len(q.pending), room)
-		first := b.Len()
-		for k := 0; k < n; k++ {
-			last := k == n-1 && n == len(q.pending)
-			b.Add(q.pending[k], q.pos+k, s.id, last || q.req.PromptLogprobs)
-			if last {
-				q.logitsRow = b.Len() - 1
-				rows = append(rows, s)
+		if !errors.Is(err, llamacpp.ErrNoKVSlot) {
+			e.log.Error("decode failed", zap.Error(err), zap.Int("batch", b.Len()))
+			for _, s := range slots {
+				if s.seq != nil {
+					e.lctx.SeqRm(s.id, -1, -1)
+					s.cache = s.cache[:0]
+					e.finish(s, "", engine.Internal("decode failed: %v", err))
+				}
 			}
+			return
 		}
-		chunks = append(chunks, prefillChunk{s, n, first, q.pos})
-	}
-	e.rows, e.chunks = rows, chunks
-	e.rr++
-	if b.Len() == 0 {
-		return
-	}
-	t0 := time.Now()
-	err := e.lctx.Decode(b)
-	t1 := time.Now()
-	if err != nil {
-		e.log.Error("decode failed", zap.Error(err), zap.Int("batch", b.Len()))
-		for _, s := range slots {
-			if s.seq != nil {
-				e.lctx.SeqRm(s.id, -1, -1)
-				s.cache = s.cache[:0]
-				e.finish(s, "", engine.Internal("decode failed: %v", err))
-			}
+		switch {
+		case e.dropIdleCaches():
+		case prefill && len(chunks) > 0 && decoding(slots):
+			prefill = false
+		default:
+			prefill = true
+			e.failNewest(slots, b.Len())
 		}
-		return
 	}
 	// Book-keeping of what is now in the KV cache.
 	for _, s := range rows {
@@ -816,6 +826,88 @@ func toLogprob(lp llamacpp.Logprobs, tok int32, logits []float32) engine.Logprob
 	return out
 }
 
+// buildBatch fills e.batch for the given slots: decode tokens first, then,
+// with prefill, chunks of pending prompts round robin from e.rr so that no
+// prompt starves. It returns the slots whose logits the batch asks for and
+// the chunks it took.
+func (e *Engine) buildBatch(slots []*slot, prefill bool) ([]*slot, []prefillChunk) {
+	b := e.batch
+	b.Clear()
+	rows := e.rows[:0]
+	for _, s := range slots {
+		if q := s.seq; q != nil && q.decoding {
+			q.logitsRow = b.Len()
+			b.Add(q.last, q.pos, s.id, true)
+			rows = append(rows, s)
+		}
+	}
+	chunks := e.chunks[:0]
+	for i := range slots {
+		s := slots[(e.rr+i)%len(slots)]
+		q := s.seq
+		room := b.Cap() - b.Len()
+		if !prefill || q == nil || q.decoding || len(q.pending) == 0 || room == 0 {
+			continue
+		}
+		n := min(len(q.pending), room)
+		first := b.Len()
+		for k := 0; k < n; k++ {
+			last := k == n-1 && n == len(q.pending)
+			b.Add(q.pending[k], q.pos+k, s.id, last || q.req.PromptLogprobs)
+			if last {
+				q.logitsRow = b.Len() - 1
+				rows = append(rows, s)
+			}
+		}
+		chunks = append(chunks, prefillChunk{s, n, first, q.pos})
+	}
+	e.rows, e.chunks = rows, chunks
+	return rows, chunks
+}
+
+// decoding reports whether any of slots has a token to decode.
+func decoding(slots []*slot) bool {
+	for _, s := range slots {
+		if s.seq != nil && s.seq.decoding {
+			return true
+		}
+	}
+	return false
+}
+
+// dropIdleCaches frees the KV cells that slots without a sequence keep for
+// prefix reuse; it reports whether there were any.
+func (e *Engine) dropIdleCaches() bool {
+	freed := false
+	for _, s := range e.slots {
+		if s.seq == nil && len(s.cache) > 0 {
+			e.lctx.SeqRm(s.id, -1, -1)
+			s.cache = s.cache[:0]
+			freed = true
+		}
+	}
+	return freed
+}
+
+// failNewest ends the most recently admitted sequence among slots with an
+// overloaded error and frees its KV cells: the shared cache cannot hold
+// everyone's next tokens.
+func (e *Engine) failNewest(slots []*slot, batch int) {
+	var newest *slot
+	for _, s := range slots {
+		if s.seq != nil && (newest == nil || s.seq.order > newest.seq.order) {
+			newest = s
+		}
+	}
+	if newest == nil {
+		return
+	}
+	e.log.Warn("KV cache full: failing the newest sequence", zap.Int("slot", newest.id), zap.Int("batch", batch), zap.Int("kv_cells", e.lctx.NCtx()))
+	e.lctx.SeqRm(newest.id, -1, -1)
+	newest.cache = newest.cache[:0]
+	e.finish(newest, "", engine.Errorf(engine.KindOverloaded, "", "the KV cache (%d cells shared by all requests) is full: this request was stopped so that the others can go on; retry later", e.lctx.NCtx()))
+}
+
 // Profile is where the decode loop's time went, cumulatively.
 type Profile struct {
 	Steps  int
@@ -868,28 +960,36 @@ func (e *Engine) sample(rows []*slot) {
 	}
 }
 
-// budget enforces the thinking budget: it counts reasoning tokens until the
-// model closes the reasoning itself; once the budget is spent it replaces
-// the sampled tokens with the closing sequence. Returns the token to use.
+// budget counts the reasoning tokens (see engine.Request) until the model
+// closes the reasoning, and enforces the thinking budget: once it is spent
+// it replaces the sampled tokens with the closing sequence. Returns the
+// token to use.
 func (e *Engine) budget(q *sequence, tok int32) int32 {
 	r := q.req
-	if len(r.ReasoningEnd) == 0 || r.ReasoningBudget < 0 || (q.reasoningDone && len(q.forced) == 0) {
+	if len(r.ReasoningEnd) == 0 || (q.reasoningDone && len(q.forced) == 0) {
 		return tok
 	}
-	if len(q.forced) == 0 && q.reasoningTokens >= r.ReasoningBudget {
-		q.forced = append([]int32(nil), r.ReasoningEnd...)
-		q.reasoningDone = true
-		q.result.ReasoningForced = true
+	if q.generated == 0 && tok == r.ReasoningStartToken {
+		return tok // the model opens the reasoning: the budget starts after the tag
 	}
-	if len(q.forced) > 0 {
-		tok, q.forced = q.forced[0], q.forced[1:]
-		return tok
+	if len(q.forced) == 0 {
+		switch {
+		case tok == r.ReasoningEndToken:
+			q.reasoningDone = true
+			return tok
+		case e.model.IsEOG(tok):
+			return tok // not reasoning, and nothing left to close
+		case r.ReasoningBudget >= 0 && q.reasoningTokens >= r.ReasoningBudget:
+			// Spent, and the model would reason on: close it instead.
+			q.forced = append([]int32(nil), r.ReasoningEnd...)
+			q.reasoningDone = true
+			q.result.ReasoningForced = true
+		default:
+			q.reasoningTokens++
+			return tok
+		}
 	}
-	if tok == r.ReasoningEndToken {
-		q.reasoningDone = true
-	} else {
-		q.reasoningTokens++
-	}
+	tok, q.forced = q.forced[0], q.forced[1:]
 	return tok
 }
 
@@ -996,6 +1096,7 @@ func (e *Engine) finish(s *slot, reason string, err error) {
 	r.FinishReason = reason
 	r.Text = q.text.String()
 	r.CompletionTokens = q.generated
+	r.ReasoningTokens = q.reasoningTokens
 	r.QueueTime = q.admitted.Sub(q.submitted)
 	r.Duration = now.Sub(q.submitted)
 	if !q.first.IsZero() {

@@ -358,3 +358,96 @@ func TestProfileCountsDecodeOnlySteps(t *testing.T) {
 		t.Fatalf("decode-only times %v / %v against all steps' %v", p.DecodeLaunch, p.DecodeWait, p.Launch)
 	}
 }
+
+// The thinking budget on the random model: with budget N exactly N sampled
+// tokens are reasoning (the same N the model writes without a budget), then
+// the engine's "\n</think>\n\n", which is not counted; a first token equal
+// to ReasoningStartToken (the model's own <think>) is not counted either.
+func TestThinkingBudgetCountsReasoningTokens(t *testing.T) {
+	e := startEngine(t, func(o *Options) { o.Parallel = 1 })
+	prompt := "<|im_start|>user\nWhy is the sky blue?<|im_end|>\n<|im_start|>assistant\n"
+	tags, err := e.Tokenize("<think>\n</think>\n\n", true)
+	if err != nil || len(tags) != 4 {
+		t.Fatalf("tags %v %v", tags, err)
+	}
+	free := generate(e, context.Background(), greedy(prompt, 24))
+	if free.err != nil {
+		t.Fatal(free.err)
+	}
+	for _, tok := range free.tokens {
+		if e.model.IsEOG(tok) || tok == tags[0] || tok == tags[2] {
+			t.Fatalf("the random model wrote a tag or end token %d: pick another prompt (%v)", tok, free.tokens)
+		}
+	}
+	for _, opened := range []bool{false, true} {
+		for _, n := range []int{0, 1, 2, 7} {
+			req := greedy(prompt, 24)
+			req.ReasoningBudget, req.ReasoningStartToken, req.ReasoningEnd, req.ReasoningEndToken = n, tags[0], tags[1:], tags[2]
+			skip := 0
+			if opened {
+				// Pretend the model's first token is its <think>.
+				req.ReasoningStartToken, skip = free.tokens[0], 1
+			}
+			o := generate(e, context.Background(), req)
+			if o.err != nil {
+				t.Fatal(o.err)
+			}
+			k := skip + n
+			if !equalTokens(o.tokens[:k], free.tokens[:k]) || !equalTokens(o.tokens[k:k+3], tags[1:]) {
+				t.Fatalf("opened=%v budget %d: %v, want %v then %v", opened, n, o.tokens, free.tokens[:k], tags[1:])
+			}
+			if o.res.ReasoningTokens != n || !o.res.ReasoningForced {
+				t.Fatalf("opened=%v budget %d: %d reasoning tokens, forced %v", opened, n, o.res.ReasoningTokens, o.res.ReasoningForced)
+			}
+		}
+	}
+	// Without a budget the engine still counts: all of it is reasoning when
+	// the model never closes it.
+	req := greedy(prompt, 24)
+	req.ReasoningBudget, req.ReasoningStartToken, req.ReasoningEnd, req.ReasoningEndToken = -1, tags[0], tags[1:], tags[2]
+	if o := generate(e, context.Background(), req); o.err != nil || o.res.ReasoningTokens != 24 || o.res.ReasoningForced || !equalTokens(o.tokens, free.tokens) {
+		t.Fatalf("no budget: %+v %v", o.res, o.err)
+	}
+}
+
+// A shared KV cache too full for a new prompt: the prompt waits (its chunk
+// is dropped from the steps) while the running sequence goes on, then runs
+// once the cache has room, after the idle slot's cached cells are dropped.
+// Neither fails, and both equal their output alone.
+func TestFullKVCachePostponesPrefill(t *testing.T) {
+	e := startEngine(t, func(o *Options) { o.Parallel, o.ContextSize, o.KVCacheSize, o.BatchSize = 2, 256, 256, 512 })
+	a := greedy("Once upon a time", 240)
+	b := engine.Request{MaxTokens: 8, IgnoreEOS: true}
+	for i := range 120 {
+		b.PromptTokens = append(b.PromptTokens, int32(1000+i))
+	}
+	aloneA, aloneB := generate(e, context.Background(), a), generate(e, context.Background(), b)
+	if aloneA.err != nil || aloneB.err != nil {
+		t.Fatal(aloneA.err, aloneB.err)
+	}
+	far := make(chan struct{})
+	gotA := make(chan output, 1)
+	aStart := time.Now()
+	go func() {
+		var o output
+		o.res, o.err = e.Generate(context.Background(), &a, func(c engine.Chunk) error {
+			if o.tokens = append(o.tokens, c.Token); len(o.tokens) == 150 {
+				close(far) // 154 cells used: 120 more do not fit
+			}
+			return nil
+		})
+		gotA <- o
+	}()
+	<-far
+	bStart := time.Now()
+	ob := generate(e, context.Background(), b)
+	oa := <-gotA
+	if oa.err != nil || ob.err != nil || !equalTokens(oa.tokens, aloneA.tokens) || !equalTokens(ob.tokens, aloneB.tokens) {
+		t.Fatalf("a: %v equal %v; b: %v equal %v", oa.err, equalTokens(oa.tokens, aloneA.tokens), ob.err, equalTokens(ob.tokens, aloneB.tokens))
+	}
+	// b's prompt waited for a to finish (both times as the decode loop
+	// took them).
+	if aEnd, bFirst := aStart.Add(oa.res.Duration), bStart.Add(ob.res.TimeToFirstToken); !bFirst.After(aEnd) {
+		t.Fatalf("b's first token %v before a ended", aEnd.Sub(bFirst))
+	}
+}

@@ -29,6 +29,10 @@ type ChatRequest struct {
 	ResponseFormat     *ResponseFormat   `json:"response_format"`
 	Logprobs           *bool             `json:"logprobs"`
 	TopLogprobs        *int              `json:"top_logprobs"`
+	// Template controls, as vLLM has them: add_generation_prompt (default
+	// true) and continue_final_message (the assistant prefill).
+	AddGenerationPrompt  *bool `json:"add_generation_prompt"`
+	ContinueFinalMessage bool  `json:"continue_final_message"`
 }
 
 // SamplingFields are the sampling parameters both chat and completions

@@ -23,7 +23,21 @@ test("chat: reasoning and answer in separate fields", async () => {
   assert.equal(m.content, "Hello!");
   assert.equal(m.reasoning_content, "Let me think.");
   assert.equal(r.choices[0].finish_reason, "stop");
-  assert.equal(r.usage.completion_tokens_details.reasoning_tokens, 6);
+  assert.equal(r.usage.completion_tokens_details.reasoning_tokens, 4);
+});
+
+test("chat: assistant prefill continued inside the reasoning, with a thinking budget", async () => {
+  const r = await client.chat.completions.create({
+    model: "tiny-chain",
+    messages: [{ role: "user", content: "Hi" }, { role: "assistant", content: "<think>\nLet me" }],
+    add_generation_prompt: false,
+    continue_final_message: true,
+    thinking_budget: 1,
+  });
+  const m = r.choices[0].message;
+  assert.equal(m.reasoning_content, " think");
+  assert.equal(m.content, "Hello!");
+  assert.equal(r.usage.completion_tokens_details.reasoning_tokens, 1);
 });
 
 test("chat streaming with thinking off", async () => {
