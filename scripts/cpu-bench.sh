@@ -14,10 +14,10 @@ make -s build cpu
 MODEL=testdata/models/small-random.gguf
 [ -f "$MODEL" ] || bin/qwen3-server model random --shape small --tokenizer testdata/cache/tokenizer --out "$MODEL"
 args=(bench --http --model "$MODEL" --parallel "${LEVELS:-1,4,16}" --prompt-len 130 --gen-len 32 --batch-size 512)
-bin/qwen3-server "${args[@]}" --out "$OUT/variants.md" 2> "$OUT/variants.log"
+bin/qwen3-server "${args[@]}" --out "$OUT/variants.md" > /dev/null 2> "$OUT/variants.log"
 if [ -z "${SKIP_BUILTIN:-}" ]; then
 	tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 	mkdir -p "$tmp/bin" && cp bin/qwen3-server "$tmp/bin/"
-	"$tmp/bin/qwen3-server" "${args[@]}" --out "$OUT/builtin.md" 2> "$OUT/builtin.log"
+	"$tmp/bin/qwen3-server" "${args[@]}" --out "$OUT/builtin.md" > /dev/null 2> "$OUT/builtin.log"
 fi
 cat "$OUT"/*.md

@@ -285,7 +285,8 @@ func memoryFloor(model string, threads int) (string, error) {
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	bw := bench.MemoryReadBandwidth(threads, 1<<30)
+	// A buffer the size of the weights: caches help it as they help decoding.
+	bw := llamacpp.MemoryReadBandwidth(threads, int(perToken))
 	return fmt.Sprintf("memory read bandwidth %.1f GB/s (%d threads), %.0f MB of weights read per token: floor %.1f tok/s for one sequence",
 		bw/1e9, threads, float64(perToken)/1e6, bw/float64(perToken)), nil
 }
