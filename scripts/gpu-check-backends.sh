@@ -13,7 +13,7 @@ OUT=${OUT:-artifacts/gpu-backends}
 ls lib/ollama/libggml-cpu-*.so >/dev/null || { echo "no CPU variants in lib/ollama (carry lib/ollama)"; exit 1; }
 mkdir -p testdata/models
 [ -f testdata/models/tiny-random.gguf ] || bin/qwen3-server model random --shape tiny --tokenizer testdata/cache/tokenizer --out testdata/models/tiny-random.gguf
-bin/scheduler.test -test.run '^(TestCPUVariantInUse|TestLoRAStepsMatchMerged|TestLoRAOneTokenMatchesTwoOnQuantizedBases|TestCloseAndReopenWithVariants)$' -test.v > "$OUT/test.log" 2>&1 \
+bin/scheduler.test -test.run '^(TestCPUVariantInUse|TestLoRAStepsMatchMerged|TestLoRAOneTokenMatchesTwoOnQuantizedBases|TestCloseAndReopenWithVariants|TestLogprobsMatchRawLogits|TestPromptOnly)$' -test.v > "$OUT/test.log" 2>&1 \
 	|| { grep -E 'FAIL|--- |panic|SIGSEGV' "$OUT/test.log"; tail -40 "$OUT/test.log"; exit 1; }
 grep -E '^(---|ok|PASS)|CPU backend:|steps:' "$OUT/test.log"
 port=18080
