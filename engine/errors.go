@@ -1,50 +1,46 @@
 package engine
 
-import (
-	"errors"
-	"fmt"
-	"net/http"
-)
+import "fmt"
 
-// Kind classifies engine errors; the server maps each to an HTTP status and
-// an OpenAI error type in one place (server/apierror).
+// Kind classifies engine errors. The engine knows nothing of HTTP: one table
+// in server/apierror maps each kind to a status and an OpenAI error type.
 type Kind int
 
 const (
-	KindInvalid     Kind = iota + 1 // the request itself is wrong: 400
-	KindOverloaded                  // queue full: 503 with Retry-After
-	KindUnavailable                 // engine closed or loading: 503
-	KindInternal                    // llama.cpp failed: 500
-	KindNotFound                    // an unknown model or adapter: 404
-	KindForbidden                   // a path outside the allowed folders: 403
-	KindConflict                    // a name already in use: 409
+	KindInvalid     Kind = iota + 1 // the request itself is wrong
+	KindOverloaded                  // queue full or KV cache full: retry later
+	KindUnavailable                 // engine closed or loading
+	KindInternal                    // llama.cpp failed
+	KindNotFound                    // an unknown model or adapter
+	KindForbidden                   // a path outside the allowed folders
+	KindConflict                    // a name already in use
+)
+
+// Field names the part of a Request that an error is about. The engine
+// does not know what the client called it (the prompt may have come as
+// "messages" or "prompt"), so the server turns it into the wire parameter.
+type Field int
+
+const (
+	FieldNone        Field = iota
+	FieldPrompt            // Request.Prompt / PromptTokens
+	FieldMaxTokens         // Request.MaxTokens
+	FieldTopLogprobs       // Request.TopLogprobs
+	FieldJSONSchema        // Request.JSONSchema alone
+	FieldGrammar           // Request.Grammar, with any JSONSchema composed into it
 )
 
 // Error is a typed engine error.
 type Error struct {
-	Kind    Kind
-	Param   string // request field at fault, if any
+	Kind  Kind
+	Field Field // the Request field at fault, set by the engine
+	// Param is the wire parameter at fault, set only by a layer that knows
+	// the client's field names (sampling, adapters, server).
+	Param   string
 	Message string
 }
 
 func (e *Error) Error() string { return e.Message }
-
-// HTTPStatus is the status the server answers with.
-func (e *Error) HTTPStatus() int {
-	switch e.Kind {
-	case KindInvalid:
-		return http.StatusBadRequest
-	case KindOverloaded, KindUnavailable:
-		return http.StatusServiceUnavailable
-	case KindNotFound:
-		return http.StatusNotFound
-	case KindForbidden:
-		return http.StatusForbidden
-	case KindConflict:
-		return http.StatusConflict
-	}
-	return http.StatusInternalServerError
-}
 
 // ErrOverloaded is returned when every slot is busy and the queue is full.
 var ErrOverloaded = &Error{Kind: KindOverloaded, Message: "server overloaded: all slots busy and the request queue is full; retry later"}
@@ -52,9 +48,16 @@ var ErrOverloaded = &Error{Kind: KindOverloaded, Message: "server overloaded: al
 // ErrClosed is returned for requests to, or still running in, a closed engine.
 var ErrClosed = &Error{Kind: KindUnavailable, Message: "engine is shutting down"}
 
-// Invalid builds a KindInvalid error.
+// Invalid builds a KindInvalid error about the wire parameter param; for
+// layers that know the client's field names.
 func Invalid(param, format string, args ...any) *Error {
 	return &Error{Kind: KindInvalid, Param: param, Message: fmt.Sprintf(format, args...)}
+}
+
+// InvalidField builds a KindInvalid error about a Request field; for the
+// engine, which knows no wire names.
+func InvalidField(f Field, format string, args ...any) *Error {
+	return &Error{Kind: KindInvalid, Field: f, Message: fmt.Sprintf(format, args...)}
 }
 
 // Internal builds a KindInternal error.
@@ -62,13 +65,7 @@ func Internal(format string, args ...any) *Error {
 	return &Error{Kind: KindInternal, Message: fmt.Sprintf(format, args...)}
 }
 
-// IsKind reports whether err is an engine error of kind k.
-func IsKind(err error, k Kind) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Kind == k
-}
-
-// Errorf builds an error of kind k.
+// Errorf builds an error of kind k about the wire parameter param.
 func Errorf(k Kind, param, format string, args ...any) *Error {
 	return &Error{Kind: k, Param: param, Message: fmt.Sprintf(format, args...)}
 }

@@ -497,7 +497,7 @@ func (s *Server) completeChat(c *gin.Context, e engine.Engine, plan *chatPlan) {
 		return nil
 	})
 	if err != nil {
-		s.fail(c, remapParam(err, "messages"))
+		s.fail(c, attachParam(err, "messages"))
 		return
 	}
 	resp := openai.ChatResponse{ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: plan.model, Usage: sumUsage(results)}
@@ -606,10 +606,10 @@ func (s *Server) failStream(c *gin.Context, w *sseWriter, err error, param strin
 		return
 	}
 	if w == nil || !w.started {
-		s.fail(c, remapParam(err, param))
+		s.fail(c, attachParam(err, param))
 		return
 	}
-	ae := apierror.From(err)
+	ae := apierror.From(attachParam(err, param))
 	c.Set(ctxError, ae.Message)
 	w.event(ae.Body())
 	w.done()

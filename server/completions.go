@@ -190,16 +190,28 @@ func firstError(errs []error) error {
 	return cancelled
 }
 
-// remapParam renames the engine's generic "prompt" parameter to the
-// field the client actually sent.
-func remapParam(err error, param string) error {
+// fieldParams names the wire parameter of each engine.Request field; the
+// prompt's name depends on the endpoint, so it is passed in.
+var fieldParams = map[engine.Field]string{
+	engine.FieldMaxTokens:   "max_tokens",
+	engine.FieldTopLogprobs: "top_logprobs",
+	engine.FieldJSONSchema:  "response_format",
+	engine.FieldGrammar:     "tools", // the only grammar a client sends is the tool-call one
+}
+
+// attachParam gives an engine error about a Request field the wire
+// parameter the client sent it in; prompt is the prompt's parameter.
+func attachParam(err error, prompt string) error {
 	var ee *engine.Error
-	if errors.As(err, &ee) && ee.Param == "prompt" {
-		cp := *ee
-		cp.Param = param
-		return &cp
+	if !errors.As(err, &ee) || ee.Param != "" || ee.Field == engine.FieldNone {
+		return err
 	}
-	return err
+	cp := *ee
+	cp.Param = fieldParams[ee.Field]
+	if ee.Field == engine.FieldPrompt {
+		cp.Param = prompt
+	}
+	return &cp
 }
 
 func (s *Server) planCompletions(e engine.Engine, body *openai.CompletionRequest) ([]engine.Request, sampling.Params, error) {

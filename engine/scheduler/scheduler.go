@@ -426,35 +426,36 @@ func (e *Engine) newSequence(req *engine.Request) (*sequence, error) {
 		var err error
 		prompt, err = e.model.Tokenize(req.Prompt, false, true)
 		if err != nil {
-			return nil, engine.Invalid("prompt", "cannot tokenize the prompt: %v", err)
+			return nil, engine.InvalidField(engine.FieldPrompt, "cannot tokenize the prompt: %v", err)
 		}
 	}
 	if len(prompt) == 0 {
-		return nil, engine.Invalid("prompt", "the prompt is empty")
+		return nil, engine.InvalidField(engine.FieldPrompt, "the prompt is empty")
 	}
 	for _, t := range prompt {
 		if t < 0 || int(t) >= e.model.NVocab() {
-			return nil, engine.Invalid("prompt", "token id %d is outside the vocabulary (0..%d)", t, e.model.NVocab()-1)
+			return nil, engine.InvalidField(engine.FieldPrompt, "token id %d is outside the vocabulary (0..%d)", t, e.model.NVocab()-1)
 		}
 	}
 	if n := e.info.ContextSize; len(prompt) >= n {
-		return nil, engine.Invalid("prompt", "the prompt has %d tokens but the context holds %d per sequence (leave room for at least one generated token)", len(prompt), n)
+		return nil, engine.InvalidField(engine.FieldPrompt, "the prompt has %d tokens but the context holds %d per sequence (leave room for at least one generated token)", len(prompt), n)
 	}
 	if req.MaxTokens < 0 {
-		return nil, engine.Invalid("max_tokens", "max_tokens must not be negative")
+		return nil, engine.InvalidField(engine.FieldMaxTokens, "max_tokens must not be negative")
 	}
 	if req.TopLogprobs < 0 || req.TopLogprobs > engine.MaxTopLogprobs {
-		return nil, engine.Invalid("top_logprobs", "top_logprobs must be between 0 and %d", engine.MaxTopLogprobs)
+		return nil, engine.InvalidField(engine.FieldTopLogprobs, "top_logprobs must be between 0 and %d", engine.MaxTopLogprobs)
 	}
 	grammar := req.Grammar
 	if len(req.JSONSchema) > 0 {
 		g := llamacpp.SchemaToGrammar(req.JSONSchema)
 		if g == "" {
-			param := "response_format"
+			// Composed into a grammar, the schema is part of that grammar.
+			field := engine.FieldJSONSchema
 			if req.Grammar != "" {
-				param = "tools"
+				field = engine.FieldGrammar
 			}
-			return nil, engine.Invalid(param, "the JSON schema is invalid or uses features llama.cpp cannot turn into a grammar")
+			return nil, engine.InvalidField(field, "the JSON schema is invalid or uses features llama.cpp cannot turn into a grammar")
 		}
 		if req.Grammar == "" {
 			grammar = g
@@ -473,7 +474,7 @@ func (e *Engine) newSequence(req *engine.Request) (*sequence, error) {
 	}
 	sampler, err := llamacpp.NewSampler(e.model, params)
 	if err != nil {
-		return nil, engine.Invalid("grammar", "%v", err)
+		return nil, engine.InvalidField(engine.FieldGrammar, "%v", err)
 	}
 	if req.Logprobs {
 		sampler.SetLogprobs(req.TopLogprobs)

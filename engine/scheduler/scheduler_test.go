@@ -205,7 +205,8 @@ func TestMaxTokensAndFullContext(t *testing.T) {
 		long[i] = 100 + int32(i)
 	}
 	_, err := e.Generate(context.Background(), &engine.Request{PromptTokens: long}, func(engine.Chunk) error { return nil })
-	if !engine.IsKind(err, engine.KindInvalid) || !strings.Contains(err.Error(), "48 tokens") {
+	var ee *engine.Error
+	if !errors.As(err, &ee) || ee.Kind != engine.KindInvalid || !strings.Contains(err.Error(), "48 tokens") {
 		t.Fatalf("prompt as long as the context: want invalid error naming the counts, got %v", err)
 	}
 }

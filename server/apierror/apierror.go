@@ -63,6 +63,25 @@ func Loading() *Error {
 	return &Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "model_loading", Message: "the model is still loading", RetryAfter: 5}
 }
 
+// kindAnswer is how one engine error kind goes on the wire.
+type kindAnswer struct {
+	status     int
+	typ, code  string
+	retryAfter int // seconds
+}
+
+// kinds is the one table from engine error kinds to HTTP answers; a kind
+// missing here is answered as an internal error.
+var kinds = map[engine.Kind]kindAnswer{
+	engine.KindInvalid:     {http.StatusBadRequest, "invalid_request_error", "", 0},
+	engine.KindOverloaded:  {http.StatusServiceUnavailable, "server_error", "overloaded", 1},
+	engine.KindUnavailable: {http.StatusServiceUnavailable, "server_error", "unavailable", 5},
+	engine.KindInternal:    {http.StatusInternalServerError, "server_error", "", 0},
+	engine.KindNotFound:    {http.StatusNotFound, "invalid_request_error", "not_found", 0},
+	engine.KindForbidden:   {http.StatusForbidden, "permission_error", "forbidden", 0},
+	engine.KindConflict:    {http.StatusConflict, "invalid_request_error", "conflict", 0},
+}
+
 // From maps any error to an API error: typed errors keep their meaning,
 // anything else is an internal error.
 func From(err error) *Error {
@@ -72,24 +91,11 @@ func From(err error) *Error {
 	}
 	var ee *engine.Error
 	if errors.As(err, &ee) {
-		out := &Error{Status: ee.HTTPStatus(), Message: ee.Message, Param: ee.Param}
-		switch ee.Kind {
-		case engine.KindInvalid:
-			out.Type = "invalid_request_error"
-		case engine.KindOverloaded:
-			out.Type, out.Code, out.RetryAfter = "server_error", "overloaded", 1
-		case engine.KindUnavailable:
-			out.Type, out.Code, out.RetryAfter = "server_error", "unavailable", 5
-		case engine.KindNotFound:
-			out.Type, out.Code = "invalid_request_error", "not_found"
-		case engine.KindForbidden:
-			out.Type, out.Code = "permission_error", "forbidden"
-		case engine.KindConflict:
-			out.Type, out.Code = "invalid_request_error", "conflict"
-		default:
-			out.Type = "server_error"
+		k, ok := kinds[ee.Kind]
+		if !ok {
+			k = kinds[engine.KindInternal]
 		}
-		return out
+		return &Error{Status: k.status, Type: k.typ, Code: k.code, RetryAfter: k.retryAfter, Message: ee.Message, Param: ee.Param}
 	}
 	return &Error{Status: http.StatusInternalServerError, Type: "server_error", Message: "internal error: " + err.Error()}
 }
