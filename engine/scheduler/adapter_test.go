@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"math"
 	"path/filepath"
 	"strings"
@@ -411,5 +412,27 @@ func TestLoRAOneTokenMatchesTwoOnQuantizedBases(t *testing.T) {
 		if worst > tol {
 			t.Fatalf("%s: one token per step differs from two by %.3g (the adapter moves them by %.3g)", typ, worst, moved)
 		}
+	}
+}
+
+// foreignAdapter is an engine.Adapter this engine did not load.
+type foreignAdapter struct{}
+
+func (foreignAdapter) Close() {}
+
+// A handle from elsewhere is refused when the request is admitted, and the
+// decode loop goes on serving others (it used to panic on the assertion).
+func TestForeignAdapterIsRequestError(t *testing.T) {
+	e := startEngine(t, nil)
+	prompt := greedy("The quick brown fox", 4)
+	for _, a := range []engine.Adapter{foreignAdapter{}, nil, (*Adapter)(nil)} {
+		o := generate(e, context.Background(), withAdapter(prompt, a, 1))
+		var ee *engine.Error
+		if !errors.As(o.err, &ee) || ee.Kind != engine.KindInvalid || !strings.Contains(ee.Message, "not an adapter this engine loaded") {
+			t.Fatalf("%T: want an invalid-request error, got %v", a, o.err)
+		}
+	}
+	if o := generate(e, context.Background(), prompt); o.err != nil || o.res.CompletionTokens != 4 {
+		t.Fatalf("after refusals: %+v", o)
 	}
 }

@@ -110,11 +110,15 @@ type slot struct {
 
 // sequence is one request as the loop sees it.
 type sequence struct {
-	ctx     context.Context
-	req     *engine.Request
-	prompt  []int32
-	sampler *llamacpp.Sampler
-	stream  *textstream.Stream
+	ctx context.Context
+	req *engine.Request
+	// adapterKey and adapters are req.Adapters unwrapped at admission, so
+	// the decode loop never meets a handle of another engine.
+	adapterKey string
+	adapters   []llamacpp.AdapterScale
+	prompt     []int32
+	sampler    *llamacpp.Sampler
+	stream     *textstream.Stream
 
 	pending   []int32 // prompt tokens not yet decoded
 	pos       int     // next position to decode
@@ -446,6 +450,10 @@ func (e *Engine) newSequence(req *engine.Request) (*sequence, error) {
 	if req.TopLogprobs < 0 || req.TopLogprobs > engine.MaxTopLogprobs {
 		return nil, engine.InvalidField(engine.FieldTopLogprobs, "top_logprobs must be between 0 and %d", engine.MaxTopLogprobs)
 	}
+	adKey, adList, err := adapterKey(req.Adapters)
+	if err != nil {
+		return nil, err
+	}
 	grammar := req.Grammar
 	if len(req.JSONSchema) > 0 {
 		g := llamacpp.SchemaToGrammar(req.JSONSchema)
@@ -480,7 +488,7 @@ func (e *Engine) newSequence(req *engine.Request) (*sequence, error) {
 		sampler.SetLogprobs(req.TopLogprobs)
 	}
 	return &sequence{
-		req: req, prompt: prompt, sampler: sampler, stream: textstream.New(req.Stop),
+		req: req, adapterKey: adKey, adapters: adList, prompt: prompt, sampler: sampler, stream: textstream.New(req.Stop),
 		maxTokens: req.MaxTokens, submitted: time.Now(), notify: make(chan struct{}, 1), logitsRow: -1,
 	}, nil
 }
@@ -568,7 +576,7 @@ func (e *Engine) admit() {
 			seq.complete(engine.Result{}, seq.ctx.Err())
 			continue
 		}
-		key, _ := adapterKey(seq.req.Adapters)
+		key := seq.adapterKey
 		best, bestLen := free[0], 0
 		for _, s := range free {
 			n := 0
@@ -676,7 +684,7 @@ func (e *Engine) groups() []group {
 		if s.seq == nil {
 			continue
 		}
-		key, list := adapterKey(s.seq.req.Adapters)
+		key, list := s.seq.adapterKey, s.seq.adapters
 		i, ok := index[key]
 		if !ok {
 			i = len(out)
@@ -688,18 +696,23 @@ func (e *Engine) groups() []group {
 	return out
 }
 
-func adapterKey(uses []engine.AdapterUse) (string, []llamacpp.AdapterScale) {
+// adapterKey unwraps a request's adapters and names the set; a handle this
+// engine did not load is a request error.
+func adapterKey(uses []engine.AdapterUse) (string, []llamacpp.AdapterScale, error) {
 	if len(uses) == 0 {
-		return "", nil
+		return "", nil, nil
 	}
 	var b strings.Builder
 	list := make([]llamacpp.AdapterScale, 0, len(uses))
-	for _, u := range uses {
-		a := u.Adapter.(*Adapter)
+	for i, u := range uses {
+		a, ok := u.Adapter.(*Adapter)
+		if !ok || a == nil || a.a == nil {
+			return "", nil, engine.Errorf(engine.KindInvalid, "", "adapter %d is a %T, not an adapter this engine loaded (LoadAdapter or AdapterFrom)", i, u.Adapter)
+		}
 		fmt.Fprintf(&b, "%p:%g;", a.a, u.Scale)
 		list = append(list, llamacpp.AdapterScale{Adapter: a.a, Scale: u.Scale})
 	}
-	return b.String(), list
+	return b.String(), list, nil
 }
 
 // stepGroup builds one batch for the given slots (decode tokens first, then
