@@ -137,7 +137,6 @@ type Sampling struct {
 	RepeatPenalty    float32
 	PresencePenalty  float32
 	FrequencyPenalty float32
-	RepeatLastN      int
 	Seed             *uint32
 }
 
@@ -178,12 +177,9 @@ type Result struct {
 	ReasoningForced bool
 	// ReasoningTokens counts the reasoning's tokens (see Request).
 	ReasoningTokens int
-	// QueueTime is the wait before a slot was free; TimeToFirstToken counts
-	// from submission; DecodeRate is tokens/s after the first token.
-	QueueTime        time.Duration
+	// TimeToFirstToken counts from submission.
 	TimeToFirstToken time.Duration
 	Duration         time.Duration
-	DecodeRate       float64
 }
 
 // ModelInfo describes the loaded model.
@@ -196,7 +192,6 @@ type ModelInfo struct {
 	Parallel     int
 	VocabSize    int
 	Layers       int
-	EmbeddingLen int
 	SizeBytes    uint64
 	Params       uint64
 	Backend      string // "CUDA0 (NVIDIA H100 …)" or "CPU"

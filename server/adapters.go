@@ -39,12 +39,12 @@ func (s *Server) resolveModel(e engine.Engine, model string, lora []openai.LoraR
 	switch {
 	case model == "" || model == base:
 	case strings.HasPrefix(model, base+":"):
-		names = append(names, openai.LoraRef{Name: strings.TrimPrefix(model, base+":"), Scale: -1})
+		names = append(names, openai.LoraRef{Name: strings.TrimPrefix(model, base+":")})
 	default:
 		if s.adapterRegistry() == nil {
 			return nil, nil, nil, "", apierror.NotFound("model_not_found", fmt.Sprintf("model %q does not exist; GET /v1/models lists %q", model, base))
 		}
-		names = append(names, openai.LoraRef{Name: model, Scale: -1})
+		names = append(names, openai.LoraRef{Name: model})
 	}
 	fromModel := len(names) > 0
 	names = append(names, lora...)
@@ -63,9 +63,16 @@ func (s *Server) resolveModel(e engine.Engine, model string, lora []openai.LoraR
 			r()
 		}
 	}
-	for _, n := range names {
-		// A negative scale means "the adapter's default" (no scale given).
-		use, m, release, err := reg.Acquire(n.Name, n.Scale)
+	for i, n := range names {
+		scale := float32(-1) // Acquire's "the adapter's default"
+		if n.Scale != nil {
+			if *n.Scale < 0 {
+				releaseAll()
+				return nil, nil, nil, "", apierror.BadRequest("lora", fmt.Sprintf("lora[%d].scale must not be negative, got %g", i, *n.Scale))
+			}
+			scale = *n.Scale
+		}
+		use, m, release, err := reg.Acquire(n.Name, scale)
 		if err != nil {
 			releaseAll()
 			return nil, nil, nil, "", err

@@ -87,6 +87,10 @@ func TestAdapterAPI(t *testing.T) {
 	if zero, _ := completionText(t, s, req("tiny-random", `,"lora":[{"name":"medical","scale":0}]`)); zero != base {
 		t.Fatalf("scale 0 %q != base %q", zero, base)
 	}
+	// An explicit negative scale is refused, not taken for "the default".
+	if w := do(s, "POST", "/v1/completions", req("tiny-random", `,"lora":[{"name":"medical","scale":-1}]`)); w.Code != 400 || !strings.Contains(w.Body.String(), `"param":"lora"`) || !strings.Contains(w.Body.String(), "lora[0].scale") {
+		t.Fatalf("negative scale: %d %s", w.Code, w.Body)
+	}
 	if _, code := completionText(t, s, req("nope", "")); code != 404 {
 		t.Fatalf("unknown adapter: %d", code)
 	}

@@ -112,7 +112,6 @@ type Device struct {
 }
 
 var initOnce sync.Once
-var preloaded []string
 
 // gpuBackendLoaded is set by Init when a GPU backend library was loaded.
 //
@@ -143,7 +142,6 @@ func Init(libDir string) {
 				h := C.qs_preload(cs)
 				C.free(unsafe.Pointer(cs))
 				if h != nil {
-					preloaded = append(preloaded, p)
 					break
 				}
 			}
@@ -268,9 +266,6 @@ type Model struct {
 	pieces [][]byte
 }
 
-// ErrNotGGUF is returned for a file that is not a GGUF model.
-var ErrNotGGUF = errors.New("not a GGUF file")
-
 // checkGGUF gives a clear error for a missing, unreadable or non-GGUF file
 // before llama.cpp sees it.
 func checkGGUF(path string) error {
@@ -288,7 +283,7 @@ func checkGGUF(path string) error {
 	}
 	magic := make([]byte, 4)
 	if _, err := io.ReadFull(f, magic); err != nil || string(magic) != "GGUF" {
-		return fmt.Errorf("model file %s: %w (magic %q)", path, ErrNotGGUF, magic)
+		return fmt.Errorf("model file %s: not a GGUF file (magic %q)", path, magic)
 	}
 	return nil
 }

@@ -145,8 +145,8 @@ type sequence struct {
 	// with the first chunk.
 	promptLP []engine.Logprob
 
-	submitted, admitted, first time.Time
-	order                      uint64 // admission order (Engine.admitted)
+	submitted, first time.Time
+	order            uint64 // admission order (Engine.admitted)
 
 	// Output handed to the request goroutine.
 	mu     sync.Mutex
@@ -265,7 +265,7 @@ func newEngine(model *llamacpp.Model, lctx *llamacpp.Context, opts Options, ctxS
 		info: engine.ModelInfo{
 			ID: id, Path: opts.ModelPath, Description: model.Desc(), ChatTemplate: model.ChatTemplate(),
 			ContextSize: min(ctxSize, lctx.NCtxSeq()), Parallel: opts.Parallel, VocabSize: model.NVocab(),
-			Layers: model.NLayer(), EmbeddingLen: model.NEmbd(), SizeBytes: model.Size(), Params: model.NParams(),
+			Layers: model.NLayer(), SizeBytes: model.Size(), Params: model.NParams(),
 			Backend: backend, GPULayers: opts.GPULayers,
 		},
 	}
@@ -475,7 +475,7 @@ func (e *Engine) newSequence(req *engine.Request) (*sequence, error) {
 	params := llamacpp.SamplerParams{
 		Temperature: sp.Temperature, TopK: sp.TopK, TopP: sp.TopP, MinP: sp.MinP,
 		RepeatPenalty: sp.RepeatPenalty, PresencePenalty: sp.PresencePenalty, FrequencyPenalty: sp.FrequencyPenalty,
-		RepeatLastN: sp.RepeatLastN, Grammar: grammar,
+		Grammar: grammar,
 	}
 	if sp.Seed != nil {
 		params.Seed, params.HasSeed = *sp.Seed, true
@@ -609,7 +609,6 @@ func (e *Engine) admit() {
 		seq.pos = reuse
 		seq.result.CachedTokens = reuse
 		seq.result.PromptTokens = len(seq.prompt)
-		seq.admitted = time.Now()
 		e.admitted++
 		seq.order = e.admitted
 		best.seq = seq
@@ -1111,13 +1110,9 @@ func (e *Engine) finish(s *slot, reason string, err error) {
 	r.Text = q.text.String()
 	r.CompletionTokens = q.generated
 	r.ReasoningTokens = q.reasoningTokens
-	r.QueueTime = q.admitted.Sub(q.submitted)
 	r.Duration = now.Sub(q.submitted)
 	if !q.first.IsZero() {
 		r.TimeToFirstToken = q.first.Sub(q.submitted)
-		if d := now.Sub(q.first).Seconds(); q.generated > 1 && d > 0 {
-			r.DecodeRate = float64(q.generated-1) / d
-		}
 	}
 	q.done, q.err = true, err
 	q.mu.Unlock()

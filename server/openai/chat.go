@@ -61,27 +61,8 @@ type ResponseFormat struct {
 // LoraRef names an adapter and its scale in a request's "lora" list
 // (llama-server's convention; scale defaults to the adapter's own).
 type LoraRef struct {
-	Name     string  `json:"name"`
-	Scale    float32 `json:"scale"`
-	ScaleSet bool    `json:"-"`
-}
-
-// UnmarshalJSON records whether scale was given.
-func (l *LoraRef) UnmarshalJSON(b []byte) error {
-	var v struct {
-		Name  string   `json:"name"`
-		Scale *float32 `json:"scale"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	l.Name = v.Name
-	if v.Scale != nil {
-		l.Scale, l.ScaleSet = *v.Scale, true
-	} else {
-		l.Scale = -1
-	}
-	return nil
+	Name  string   `json:"name"`
+	Scale *float32 `json:"scale,omitempty"` // nil: the adapter's own
 }
 
 // TemplateKwargs is chat_template_kwargs.
