@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/qwen3-lora/qwen3-server/sampling"
 )
 
 // HTTPResult is one concurrency level measured through an HTTP server.
@@ -66,7 +68,7 @@ func HTTPRun(ctx context.Context, name string, o HTTPOptions) (HTTPResult, error
 			defer wg.Done()
 			body := map[string]any{
 				"model": o.Model, "prompt": o.Prompts[i], "max_tokens": o.GenLen, "stream": true,
-				"temperature": 0.6, "top_p": 0.95, "top_k": 20,
+				"temperature": *sampling.Thinking.Temperature, "top_p": *sampling.Thinking.TopP, "top_k": *sampling.Thinking.TopK,
 			}
 			if o.IgnoreEOS {
 				body["ignore_eos"] = true

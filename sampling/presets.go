@@ -1,6 +1,7 @@
 // Package sampling resolves a request's sampling parameters: Qwen3's
 // recommended presets per mode (thinking or not), overridden by adapter
-// defaults, overridden by the request's own fields, then validated.
+// defaults, overridden by the request's own fields, then validated. The
+// sampler chain itself (llama.cpp's samplers) is built in engine/llamacpp.
 package sampling
 
 import (
@@ -48,7 +49,8 @@ func Preset(thinking bool) Params {
 }
 
 // Resolve merges layers, first non-nil wins: typically request, adapter
-// defaults, the mode's preset, BuiltIn.
+// defaults, the mode's preset, BuiltIn. The result holds copies, so no
+// request shares (or can change) the presets' values.
 func Resolve(layers ...Params) Params {
 	var out Params
 	for _, l := range layers {
@@ -66,7 +68,8 @@ func Resolve(layers ...Params) Params {
 
 func pick[T any](dst **T, v *T) {
 	if *dst == nil && v != nil {
-		*dst = v
+		c := *v
+		*dst = &c
 	}
 }
 

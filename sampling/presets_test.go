@@ -52,3 +52,13 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// A resolved request holds its own values: changing them leaves the
+// presets (shared by every request) alone.
+func TestResolveCopies(t *testing.T) {
+	r := Resolve(Params{}, Thinking, BuiltIn)
+	*r.Temperature, *r.RepeatPenalty = 1.5, 2
+	if *Thinking.Temperature != 0.6 || *BuiltIn.RepeatPenalty != 1 {
+		t.Fatalf("Resolve shares the presets' values: thinking %g, built-in repeat %g", *Thinking.Temperature, *BuiltIn.RepeatPenalty)
+	}
+}

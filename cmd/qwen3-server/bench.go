@@ -20,6 +20,7 @@ import (
 	"github.com/qwen3-lora/qwen3-server/engine"
 	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
 	"github.com/qwen3-lora/qwen3-server/engine/scheduler"
+	"github.com/qwen3-lora/qwen3-server/sampling"
 	"github.com/qwen3-lora/qwen3-server/server"
 )
 
@@ -110,7 +111,7 @@ func runBench(args []string) error {
 		Model: m, Parallel: levels, PromptLen: *promptLen, GenLen: *genLen, BatchSize: *batch,
 		FlashAttn: *fa, KVCacheType: *kv, Threads: *threads,
 		// The thinking-mode preset: what a default Qwen3 request samples with.
-		Sampling: engine.Sampling{Temperature: 0.6, TopP: 0.95, TopK: 20},
+		Sampling: sampling.Thinking.Engine(),
 	}
 	lctx, err := llamacpp.NewContext(m, bench.ContextParams(opts))
 	if err != nil {
