@@ -15,6 +15,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/qwen3-lora/qwen3-server/sampling"
 )
 
 // Config is the whole server configuration.
@@ -104,44 +106,48 @@ type EngineConfig struct {
 
 // defaults mirror qwen3-server.yaml (a test checks that they agree).
 var defaults = map[string]any{
-	"server.addr":                       "127.0.0.1:8080",
-	"server.api_keys":                   []string{},
-	"server.max_body_bytes":             int64(8 << 20),
-	"server.shutdown_grace":             30 * time.Second,
-	"server.cors_origins":               []string{},
-	"server.web_ui":                     true,
-	"log.level":                         "info",
-	"log.format":                        "console",
-	"model.path":                        "",
-	"model.id":                          "",
-	"model.gpu_layers":                  "auto",
-	"model.allow_cpu_fallback":          false,
-	"model.main_gpu":                    0,
-	"model.lib_dir":                     "",
-	"engine.ctx_size":                   8192,
-	"engine.parallel":                   4,
-	"engine.batch_size":                 512,
-	"engine.ubatch_size":                512,
-	"engine.flash_attention":            "auto",
-	"engine.kv_cache_type":              "f16",
-	"engine.kv_cache_size":              0,
-	"engine.threads":                    0,
-	"engine.queue_size":                 64,
-	"adapters.dirs":                     []string{},
-	"adapters.cache_dir":                "",
-	"adapters.max_loaded":               8,
-	"adapters.watch":                    time.Duration(0),
-	"adapters.preload":                  []any{},
-	"sampling.enable_thinking":          true,
-	"sampling.thinking_budget":          -1,
-	"sampling.thinking.temperature":     0.6,
-	"sampling.thinking.top_p":           0.95,
-	"sampling.thinking.top_k":           20,
-	"sampling.thinking.min_p":           0.0,
-	"sampling.non_thinking.temperature": 0.7,
-	"sampling.non_thinking.top_p":       0.8,
-	"sampling.non_thinking.top_k":       20,
-	"sampling.non_thinking.min_p":       0.0,
+	"server.addr":              "127.0.0.1:8080",
+	"server.api_keys":          []string{},
+	"server.max_body_bytes":    int64(8 << 20),
+	"server.shutdown_grace":    30 * time.Second,
+	"server.cors_origins":      []string{},
+	"server.web_ui":            true,
+	"log.level":                "info",
+	"log.format":               "console",
+	"model.path":               "",
+	"model.id":                 "",
+	"model.gpu_layers":         "auto",
+	"model.allow_cpu_fallback": false,
+	"model.main_gpu":           0,
+	"model.lib_dir":            "",
+	"engine.ctx_size":          8192,
+	"engine.parallel":          4,
+	"engine.batch_size":        512,
+	"engine.ubatch_size":       512,
+	"engine.flash_attention":   "auto",
+	"engine.kv_cache_type":     "f16",
+	"engine.kv_cache_size":     0,
+	"engine.threads":           0,
+	"engine.queue_size":        64,
+	"adapters.dirs":            []string{},
+	"adapters.cache_dir":       "",
+	"adapters.max_loaded":      8,
+	"adapters.watch":           time.Duration(0),
+	"adapters.preload":         []any{},
+	"sampling.enable_thinking": true,
+	"sampling.thinking_budget": -1,
+}
+
+// The presets' numbers have one source, sampling's presets; their config
+// defaults (sampling.thinking.*, sampling.non_thinking.*) are read from it.
+func init() {
+	for mode, p := range map[string]sampling.Params{"thinking": sampling.Thinking, "non_thinking": sampling.NonThinking} {
+		k := "sampling." + mode + "."
+		defaults[k+"temperature"] = *p.Temperature
+		defaults[k+"top_p"] = *p.TopP
+		defaults[k+"top_k"] = *p.TopK
+		defaults[k+"min_p"] = *p.MinP
+	}
 }
 
 // flagKeys maps command-line flags to config keys.
