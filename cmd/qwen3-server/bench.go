@@ -73,12 +73,7 @@ func runBench(args []string) error {
 	routeLlamaLog(log.Named("llama.cpp"))
 	llamacpp.Init(libDir(""))
 	gpus := llamacpp.GPUs()
-	if *gpuLayers == scheduler.GPULayersAuto {
-		*gpuLayers = -1
-		if len(gpus) == 0 {
-			*gpuLayers = 0
-		}
-	}
+	*gpuLayers = scheduler.ResolveGPULayers(*gpuLayers)
 	if *gpuLayers != 0 && len(gpus) == 0 {
 		return fmt.Errorf("--gpu-layers %d but no GPU backend loaded (make cuda; expected in %s): refusing a silent CPU run", *gpuLayers, libDir(""))
 	}

@@ -56,6 +56,19 @@ type Options struct {
 // llama-server expect from a plain start.
 const GPULayersAuto = -2
 
+// ResolveGPULayers turns GPULayersAuto into -1 (all) when a GPU backend
+// loaded and 0 (the CPU) when none did; other counts are returned as they
+// are. Call after llamacpp.Init.
+func ResolveGPULayers(n int) int {
+	if n != GPULayersAuto {
+		return n
+	}
+	if len(llamacpp.GPUs()) > 0 {
+		return -1
+	}
+	return 0
+}
+
 // GPUThreads is the llama.cpp thread count used when every layer is on the
 // GPU and no count was configured.
 const GPUThreads = 2
@@ -166,11 +179,9 @@ func New(opts Options, log *zap.Logger) (*Engine, error) {
 	llamacpp.Init(opts.LibDir)
 	gpus := llamacpp.GPUs()
 	if opts.GPULayers == GPULayersAuto {
-		opts.GPULayers = -1
-		if len(gpus) == 0 {
+		if opts.GPULayers = ResolveGPULayers(opts.GPULayers); opts.GPULayers == 0 {
 			log.Warn("no GPU backend loaded: running on the CPU. To use an NVIDIA GPU, build its backend with `make cuda` (it must be in "+libDirForMessage(opts.LibDir)+"); set gpu_layers: 0 to silence this",
 				zap.Stringer("cpu_backend", llamacpp.CPUBackendInUse()))
-			opts.GPULayers = 0
 		}
 	}
 	if opts.GPULayers != 0 && len(gpus) == 0 {
