@@ -30,6 +30,12 @@ CUDA_LIB     := lib/ollama/libggml-cuda.so
 # one the machine supports (see README, "The CPU backend").
 CPU_STAMP    := lib/ollama/.cpu-variants
 
+# apt_install installs Debian packages, as root or through sudo (one place
+# for the three steps that need system packages: headers, cmake/patchelf,
+# chromium).
+apt_install = SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(1) >/dev/null
+
 GOFILES := $(shell find . \( -name '*.go' -o -name '*.c' -o -name '*.h' \) -not -path './build/*' -not -path './.deps/*' -not -path './node_modules/*' 2>/dev/null)
 
 .PHONY: all deps build test testdata run cpu cuda ggml-src cuda-src cuda-patch clean bench-gpu
@@ -42,8 +48,7 @@ deps: $(INCLUDE_DIR)/.stamp
 $(INCLUDE_DIR)/.stamp: go.mod
 	@if ! dpkg -s nlohmann-json3-dev libstb-dev >/dev/null 2>&1; then \
 		echo "installing nlohmann-json3-dev libstb-dev"; \
-		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nlohmann-json3-dev libstb-dev >/dev/null; \
+		$(call apt_install,nlohmann-json3-dev libstb-dev); \
 	fi
 	@mkdir -p $(INCLUDE_DIR)/miniaudio
 	@dir=$$($(GO) mod download -json $(MALGO_MOD) | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'); \
@@ -69,8 +74,7 @@ testdata: $(TINY_MODEL) $(CHAIN_MODEL) tests/node/node_modules/.package-lock.jso
 
 /usr/bin/chromium:
 	@echo "installing chromium (the chat page's browser tests)"
-	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
+	@$(call apt_install,chromium)
 
 tests/node/node_modules/.package-lock.json: tests/node/package.json tests/node/package-lock.json
 	cd tests/node && npm ci --silent --no-audit --no-fund
@@ -149,8 +153,7 @@ cpu: $(CPU_STAMP)
 $(CPU_STAMP): $(PATCHES) | $(GGML_SRC)/CMakeLists.txt
 	@if ! command -v cmake >/dev/null || ! command -v patchelf >/dev/null; then \
 		echo "installing cmake patchelf"; \
-		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq cmake patchelf >/dev/null; \
+		$(call apt_install,cmake patchelf); \
 	fi
 	cmake -S $(GGML_SRC) -B build/cpu -DCMAKE_BUILD_TYPE=Release -DGGML_CCACHE=OFF \
 		-DCMAKE_MODULE_LINKER_FLAGS=-Wl,-Bsymbolic -DCMAKE_SHARED_LINKER_FLAGS=-Wl,-Bsymbolic >/dev/null
