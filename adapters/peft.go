@@ -1,6 +1,9 @@
 // Package adapters handles LoRA adapters: PEFT folders as LLaMA-Factory and
 // PEFT write them (adapter_config.json + adapter_model.safetensors),
-// converted natively to llama.cpp's GGUF LoRA format, and GGUF LoRA files.
+// converted natively to llama.cpp's GGUF LoRA format, and GGUF LoRA files;
+// the run-time registry (load, reference counts, LRU eviction, folder
+// watch) and adapter manifests. It loads through engine.AdapterLoader and
+// must not import an engine implementation or the HTTP server.
 package adapters
 
 import (
@@ -16,8 +19,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/qwen3-lora/qwen3-server/gguf"
-	"github.com/qwen3-lora/qwen3-server/safetensors"
+	"github.com/qwen3-lora/qwen3-server/internal/gguf"
+	"github.com/qwen3-lora/qwen3-server/internal/safetensors"
 )
 
 // PEFTConfig is the part of adapter_config.json that matters here.

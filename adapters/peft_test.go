@@ -2,19 +2,21 @@ package adapters
 
 import (
 	"encoding/json"
-	"github.com/qwen3-lora/qwen3-server/safetensors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/qwen3-lora/qwen3-server/internal/safetensors"
+	"github.com/qwen3-lora/qwen3-server/tools/modelgen"
 )
 
-var tinyDims = Dims{Layers: 2, Hidden: 64, QDim: 64, KVDim: 32, FFN: 192}
+var tinyDims = modelgen.Dims{Layers: 2, Hidden: 64, QDim: 64, KVDim: 32, FFN: 192}
 
 func TestConvertPEFTAllProjections(t *testing.T) {
 	for _, dtype := range []string{"F32", "F16", "BF16"} {
 		dir := t.TempDir()
-		p := RandomPEFT{Dims: tinyDims, Rank: 4, Alpha: 8, DType: dtype, Seed: 1, Scale: 0.1,
+		p := modelgen.RandomPEFT{Dims: tinyDims, Rank: 4, Alpha: 8, DType: dtype, Seed: 1, Scale: 0.1,
 			Targets: []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}}
 		if err := p.Write(dir); err != nil {
 			t.Fatal(err)
@@ -35,7 +37,7 @@ func TestConvertPEFTAllProjections(t *testing.T) {
 }
 
 func TestConvertPEFTRefusesUnsupported(t *testing.T) {
-	base := RandomPEFT{Dims: tinyDims, Rank: 2, Alpha: 4, DType: "F32", Seed: 2, Scale: 0.1, Targets: []string{"q_proj"}}
+	base := modelgen.RandomPEFT{Dims: tinyDims, Rank: 2, Alpha: 4, DType: "F32", Seed: 2, Scale: 0.1, Targets: []string{"q_proj"}}
 	cases := map[string]func(cfg map[string]any){
 		"DoRA":            func(c map[string]any) { c["use_dora"] = true },
 		"modules_to_save": func(c map[string]any) { c["modules_to_save"] = []string{"lm_head"} },

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/qwen3-lora/qwen3-server/engine"
+	"github.com/qwen3-lora/qwen3-server/tools/modelgen"
 )
 
 type nopAdapter struct{ closed *int }
@@ -30,7 +31,7 @@ func TestScanFindsNewAdapters(t *testing.T) {
 	if got := r.Scan(); len(got) != 0 {
 		t.Fatalf("empty folder: %v", got)
 	}
-	p := RandomPEFT{Dims: tinyDims, Rank: 2, Alpha: 4, DType: "F32", Seed: 1, Scale: 0.1, Targets: []string{"q_proj"}}
+	p := modelgen.RandomPEFT{Dims: tinyDims, Rank: 2, Alpha: 4, DType: "F32", Seed: 1, Scale: 0.1, Targets: []string{"q_proj"}}
 	if err := p.Write(filepath.Join(root, "medical")); err != nil {
 		t.Fatal(err)
 	}

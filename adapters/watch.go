@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/qwen3-lora/qwen3-server/gguf"
+	"github.com/qwen3-lora/qwen3-server/internal/gguf"
 )
 
 // Watch scans the adapter folders every interval until ctx ends, loading

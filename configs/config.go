@@ -63,6 +63,13 @@ type PresetConfig struct {
 	MinP        float32 `mapstructure:"min_p"`
 }
 
+// Params is the preset as sampling parameters (copies: a request cannot
+// change the configuration through them).
+func (p PresetConfig) Params() sampling.Params {
+	t, tp, k, mp := p.Temperature, p.TopP, p.TopK, p.MinP
+	return sampling.Params{Temperature: &t, TopP: &tp, TopK: &k, MinP: &mp}
+}
+
 // ServerConfig is the HTTP side.
 type ServerConfig struct {
 	Addr          string        `mapstructure:"addr"`

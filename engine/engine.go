@@ -1,7 +1,9 @@
 // Package engine defines what the server asks of an inference engine: a
 // small interface, the request and result types, and typed errors. The real
 // implementation (continuous batching over llama.cpp) is engine/scheduler;
-// engine/fake stands in for it in tests of the layers above.
+// engine/fake stands in for it in tests of the layers above. Nothing under
+// engine/ knows HTTP (no net/http, no gin) or the layers above it; the
+// archtest package checks it.
 package engine
 
 import (

@@ -1,7 +1,10 @@
 // Package sampling resolves a request's sampling parameters: Qwen3's
 // recommended presets per mode (thinking or not), overridden by adapter
-// defaults, overridden by the request's own fields, then validated. The
-// sampler chain itself (llama.cpp's samplers) is built in engine/llamacpp.
+// defaults, overridden by the request's own fields, then validated. It owns
+// the parameter types and the presets' one source (configs' defaults, bench
+// and tests read them here). The sampler chain itself (llama.cpp's
+// samplers) is built in engine/llamacpp. It must not import the layers
+// above it (server, conversation) or an engine implementation.
 package sampling
 
 import (

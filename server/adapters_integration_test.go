@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/qwen3-lora/qwen3-server/adapters"
+	"github.com/qwen3-lora/qwen3-server/tools/modelgen"
 )
 
 func adapterServer(t *testing.T) (*Server, string) {
@@ -19,7 +20,7 @@ func adapterServer(t *testing.T) (*Server, string) {
 	s, e := randomServer(t, 4, 1024)
 	root := t.TempDir()
 	for i, name := range []string{"medical", "chat"} {
-		p := adapters.RandomPEFT{Dims: adapters.Dims{Layers: 2, Hidden: 64, QDim: 64, KVDim: 32, FFN: 192}, Rank: 8, Alpha: 16, DType: "BF16",
+		p := modelgen.RandomPEFT{Dims: modelgen.Dims{Layers: 2, Hidden: 64, QDim: 64, KVDim: 32, FFN: 192}, Rank: 8, Alpha: 16, DType: "BF16",
 			Seed: uint64(i + 1), Scale: 0.5, Targets: []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}}
 		if err := p.Write(filepath.Join(root, name)); err != nil {
 			t.Fatal(err)
@@ -138,7 +139,7 @@ func TestAdapterLRUEviction(t *testing.T) {
 	s, root := adapterServer(t)
 	reg := s.adapterRegistry()
 	reg.MaxLoaded = 2
-	p := adapters.RandomPEFT{Dims: adapters.Dims{Layers: 2, Hidden: 64, QDim: 64, KVDim: 32, FFN: 192}, Rank: 2, Alpha: 2, DType: "F32", Seed: 9, Scale: 0.1, Targets: []string{"q_proj"}}
+	p := modelgen.RandomPEFT{Dims: modelgen.Dims{Layers: 2, Hidden: 64, QDim: 64, KVDim: 32, FFN: 192}, Rank: 2, Alpha: 2, DType: "F32", Seed: 9, Scale: 0.1, Targets: []string{"q_proj"}}
 	if err := p.Write(filepath.Join(root, "third")); err != nil {
 		t.Fatal(err)
 	}

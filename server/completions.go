@@ -2,24 +2,17 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/qwen3-lora/qwen3-server/conversation"
 	"github.com/qwen3-lora/qwen3-server/engine"
-	"github.com/qwen3-lora/qwen3-server/sampling"
 	"github.com/qwen3-lora/qwen3-server/server/apierror"
 	"github.com/qwen3-lora/qwen3-server/server/openai"
 )
-
-// defaultCompletionTokens follows OpenAI's (and vLLM's) /v1/completions
-// default max_tokens.
-const defaultCompletionTokens = 16
 
 // completions serves raw-prompt completions. An array of prompts is a
 // batch: the prompts run concurrently (at most as many at a time as the
@@ -31,7 +24,10 @@ func (s *Server) completions(c *gin.Context) {
 	if !ok {
 		return
 	}
-	reqs, params, err := s.planCompletions(e, &body)
+	reqs, params, err := s.planner.Completion(&conversation.CompletionRequest{
+		Prompts: body.Prompt.Texts, PromptTokens: body.Prompt.Tokens, Sampling: requestSampling(body.SamplingFields), N: body.N,
+		MaxTokens: body.MaxTokens, Stop: body.Stop, Logprobs: body.Logprobs, Echo: body.Echo, IgnoreEOS: body.IgnoreEOS,
+	})
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -145,146 +141,6 @@ func promptText(e engine.Engine, r engine.Request) string {
 	return r.Prompt
 }
 
-// runAll runs fn(ctx, i) for every i in [0, n), at most limit at a time
-// (a batch larger than the engine's slots waits its turn here instead of
-// overflowing the engine's queue). The first failure cancels the rest; the
-// error returned is that failure rather than the cancellations it caused.
-func runAll(ctx context.Context, n, limit int, fn func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make([]error, n)
-	sem := make(chan struct{}, max(1, limit))
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-				defer func() { <-sem }()
-			case <-ctx.Done():
-				errs[i] = ctx.Err()
-				return
-			}
-			if errs[i] = fn(ctx, i); errs[i] != nil {
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
-	return firstError(errs)
-}
-
-// firstError prefers a real failure over the cancellations it caused.
-func firstError(errs []error) error {
-	var cancelled error
-	for _, err := range errs {
-		switch {
-		case err == nil:
-		case errors.Is(err, context.Canceled):
-			cancelled = err
-		default:
-			return err
-		}
-	}
-	return cancelled
-}
-
-// fieldParams names the wire parameter of each engine.Request field; the
-// prompt's name depends on the endpoint, so it is passed in.
-var fieldParams = map[engine.Field]string{
-	engine.FieldMaxTokens:   "max_tokens",
-	engine.FieldTopLogprobs: "top_logprobs",
-	engine.FieldJSONSchema:  "response_format",
-	engine.FieldGrammar:     "tools", // the only grammar a client sends is the tool-call one
-}
-
-// attachParam gives an engine error about a Request field the wire
-// parameter the client sent it in; prompt is the prompt's parameter.
-func attachParam(err error, prompt string) error {
-	var ee *engine.Error
-	if !errors.As(err, &ee) || ee.Param != "" || ee.Field == engine.FieldNone {
-		return err
-	}
-	cp := *ee
-	cp.Param = fieldParams[ee.Field]
-	if ee.Field == engine.FieldPrompt {
-		cp.Param = prompt
-	}
-	return &cp
-}
-
-func (s *Server) planCompletions(e engine.Engine, body *openai.CompletionRequest) ([]engine.Request, sampling.Params, error) {
-	var none sampling.Params
-	if body.Prompt.Len() == 0 {
-		return nil, none, apierror.BadRequest("prompt", "prompt is required: a string or an array of strings")
-	}
-	if body.Prompt.Len() > 256 {
-		return nil, none, apierror.BadRequest("prompt", "at most 256 prompts per request")
-	}
-	if body.N != nil && *body.N != 1 {
-		return nil, none, apierror.BadRequest("n", "only n=1 is supported for completions; send the prompt several times in the prompt array")
-	}
-	if body.Logprobs != nil {
-		if err := checkTopLogprobs("logprobs", *body.Logprobs); err != nil {
-			return nil, none, err
-		}
-	}
-	reqParams, err := requestSampling(body.SamplingFields)
-	if err != nil {
-		return nil, none, err
-	}
-	// Raw completions have no chat mode; they use the thinking preset, which
-	// is what Qwen3's generation_config.json recommends as the default.
-	params := sampling.Resolve(reqParams, s.preset(true), sampling.BuiltIn)
-	maxTokens := defaultCompletionTokens
-	if body.MaxTokens != nil {
-		// 0 with echo scores the prompt without generating (lm-evaluation-harness's loglikelihood).
-		if *body.MaxTokens < 1 && !(*body.MaxTokens == 0 && body.Echo) {
-			return nil, none, apierror.BadRequest("max_tokens", "max_tokens must be at least 1 (0 only with echo, to score the prompt)")
-		}
-		maxTokens = *body.MaxTokens
-	}
-	if err := checkStops(body.Stop); err != nil {
-		return nil, none, err
-	}
-	base := engine.Request{MaxTokens: maxTokens, Stop: body.Stop, Sampling: params.Engine(), ReasoningBudget: -1, IgnoreEOS: body.IgnoreEOS,
-		PromptOnly: maxTokens == 0}
-	if body.Logprobs != nil {
-		base.Logprobs, base.TopLogprobs, base.PromptLogprobs = true, *body.Logprobs, body.Echo
-	}
-	var reqs []engine.Request
-	for i, p := range body.Prompt.Texts {
-		if strings.TrimSpace(p) == "" && p == "" {
-			return nil, none, apierror.BadRequest("prompt", fmt.Sprintf("prompt[%d] is empty", i))
-		}
-		r := base
-		r.Prompt = p
-		reqs = append(reqs, r)
-	}
-	for i, toks := range body.Prompt.Tokens {
-		if len(toks) == 0 {
-			return nil, none, apierror.BadRequest("prompt", fmt.Sprintf("prompt[%d] is empty", i))
-		}
-		r := base
-		r.PromptTokens = toks
-		reqs = append(reqs, r)
-	}
-	return reqs, params, nil
-}
-
-func checkStops(stops []string) error {
-	for i, st := range stops {
-		if st == "" {
-			return apierror.BadRequest("stop", fmt.Sprintf("stop[%d] is empty", i))
-		}
-	}
-	if len(stops) > 16 {
-		return apierror.BadRequest("stop", "at most 16 stop strings")
-	}
-	return nil
-}
-
 func (s *Server) tokenize(c *gin.Context) {
 	var body openai.TokenizeRequest
 	e, ok := s.begin(c, &body)
@@ -324,7 +180,12 @@ func (s *Server) applyTemplate(c *gin.Context) {
 	if _, ok := s.begin(c, &body); !ok {
 		return
 	}
-	prompt, _, err := s.renderChat(&body)
+	req, err := chatInput(&body)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	prompt, _, err := s.planner.Render(req, nil)
 	if err != nil {
 		s.fail(c, err)
 		return

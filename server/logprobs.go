@@ -1,24 +1,13 @@
 package server
 
 import (
-	"fmt"
 	"math"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/qwen3-lora/qwen3-server/engine"
-	"github.com/qwen3-lora/qwen3-server/server/apierror"
 	"github.com/qwen3-lora/qwen3-server/server/openai"
 )
-
-// checkTopLogprobs validates a count of alternatives: chat's top_logprobs,
-// or completions' integer logprobs (OpenAI allows 5 there; 20 as chat).
-func checkTopLogprobs(param string, n int) error {
-	if n < 0 || n > engine.MaxTopLogprobs {
-		return apierror.BadRequest(param, fmt.Sprintf("%s must be between 0 and %d", param, engine.MaxTopLogprobs))
-	}
-	return nil
-}
 
 // tokenText is a token's string: its text, with the bytes of a fragment of
 // a multi-byte character shown as U+FFFD, as vLLM's detokenizer shows them;

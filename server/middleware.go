@@ -6,10 +6,11 @@ import (
 
 	"crypto/rand"
 	"encoding/hex"
-	"github.com/qwen3-lora/qwen3-server/server/apierror"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/qwen3-lora/qwen3-server/server/apierror"
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"

@@ -1,7 +1,10 @@
 // Package server is the HTTP front end (gin). A request enters through the
 // middleware chain (request id, access log, auth, body limit), reaches a
-// handler in this package, which talks to the engine through the
-// engine.Engine interface; errors leave through apierror.
+// handler in this package, which decodes it (wire types in server/openai),
+// hands it to the conversation layer to plan, runs the plan through the
+// engine.Engine interface, and answers as JSON or as Server-Sent Events
+// (stream.go); errors leave through apierror. It must not import an engine
+// implementation (engine/scheduler, engine/llamacpp) or offline tools.
 package server
 
 import (
@@ -17,8 +20,8 @@ import (
 
 	"github.com/qwen3-lora/qwen3-server/adapters"
 	"github.com/qwen3-lora/qwen3-server/configs"
+	"github.com/qwen3-lora/qwen3-server/conversation"
 	"github.com/qwen3-lora/qwen3-server/engine"
-	"github.com/qwen3-lora/qwen3-server/sampling"
 	"github.com/qwen3-lora/qwen3-server/server/apierror"
 	"github.com/qwen3-lora/qwen3-server/server/openai"
 	"github.com/qwen3-lora/qwen3-server/web"
@@ -27,16 +30,13 @@ import (
 // Server serves the API. The engine may arrive after the server started
 // listening (the model loads in the background): until then /health says 503.
 type Server struct {
-	cfg      configs.ServerConfig
-	sampling configs.SamplingConfig
-	log      *zap.Logger
-	started  time.Time
+	cfg     configs.ServerConfig
+	log     *zap.Logger
+	started time.Time
 
 	metrics *metrics
 
-	endOnce sync.Once // tokens that close the reasoning, for the thinking budget
-	endToks []int32
-	endErr  error
+	planner *conversation.Planner
 
 	mu       sync.RWMutex
 	eng      engine.Engine
@@ -47,12 +47,14 @@ type Server struct {
 }
 
 // New builds a server; Start listens.
-func New(cfg configs.ServerConfig, sampling configs.SamplingConfig, log *zap.Logger) *Server {
+func New(cfg configs.ServerConfig, sc configs.SamplingConfig, log *zap.Logger) *Server {
 	if log == nil {
 		log = zap.NewNop()
 	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{cfg: cfg, sampling: sampling, log: log, started: time.Now(), metrics: newMetrics()}
+	planner := conversation.NewPlanner(conversation.Defaults{EnableThinking: sc.EnableThinking, ThinkingBudget: sc.ThinkingBudget,
+		Thinking: sc.Thinking.Params(), NonThinking: sc.NonThinking.Params()})
+	s := &Server{cfg: cfg, log: log, started: time.Now(), metrics: newMetrics(), planner: planner}
 	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	return s
 }
@@ -153,20 +155,11 @@ func (s *Server) health(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok", "slots_idle": st.Slots - st.BusySlots, "slots_processing": st.BusySlots, "queue_depth": st.QueueDepth})
 }
 
-// modelDefaults resolves what a request with no sampling fields gets,
-// the same way planChat does (manifest over the mode's preset).
+// modelDefaults is what a request with no sampling fields gets, the way
+// the conversation layer resolves it (manifest m over the mode's preset).
 func (s *Server) modelDefaults(m *adapters.Manifest) *openai.ModelDefaults {
-	if m == nil {
-		m = &adapters.Manifest{}
-	}
-	d := &openai.ModelDefaults{EnableThinking: s.sampling.EnableThinking, ThinkingBudget: s.sampling.ThinkingBudget,
-		Thinking:    sampling.Resolve(m.Sampling, s.preset(true)),
-		NonThinking: sampling.Resolve(m.Sampling, s.preset(false)),
-	}
-	if m.EnableThinking != nil {
-		d.EnableThinking = *m.EnableThinking
-	}
-	return d
+	return &openai.ModelDefaults{EnableThinking: s.planner.ThinkingDefault(m), ThinkingBudget: s.planner.ThinkingBudget(),
+		Thinking: s.planner.ModeSampling(m, true), NonThinking: s.planner.ModeSampling(m, false)}
 }
 
 func (s *Server) models(c *gin.Context) {

@@ -15,13 +15,14 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/qwen3-lora/qwen3-server/adapters"
-	"github.com/qwen3-lora/qwen3-server/bench"
 	"github.com/qwen3-lora/qwen3-server/configs"
 	"github.com/qwen3-lora/qwen3-server/engine"
 	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
 	"github.com/qwen3-lora/qwen3-server/engine/scheduler"
 	"github.com/qwen3-lora/qwen3-server/sampling"
 	"github.com/qwen3-lora/qwen3-server/server"
+	"github.com/qwen3-lora/qwen3-server/tools/bench"
+	"github.com/qwen3-lora/qwen3-server/tools/modelgen"
 )
 
 func runBench(args []string) error {
@@ -212,7 +213,7 @@ func runAdapterBench(o bench.Options, m *llamacpp.Model, n int, dtype string, lo
 		return i
 	}
 	headDim := meta("attention.key_length")
-	dims := adapters.Dims{Layers: m.NLayer(), Hidden: m.NEmbd(), QDim: meta("attention.head_count") * headDim,
+	dims := modelgen.Dims{Layers: m.NLayer(), Hidden: m.NEmbd(), QDim: meta("attention.head_count") * headDim,
 		KVDim: meta("attention.head_count_kv") * headDim, FFN: meta("feed_forward_length")}
 	tmp, err := os.MkdirTemp("", "bench-adapters")
 	if err != nil {
@@ -223,7 +224,7 @@ func runAdapterBench(o bench.Options, m *llamacpp.Model, n int, dtype string, lo
 	var size int64
 	for i := 0; i < n; i++ {
 		dir := filepath.Join(tmp, fmt.Sprintf("a%d", i))
-		p := adapters.RandomPEFT{Dims: dims, Rank: 16, Alpha: 32, DType: dtype, Seed: uint64(i + 1), Scale: 0.01,
+		p := modelgen.RandomPEFT{Dims: dims, Rank: 16, Alpha: 32, DType: dtype, Seed: uint64(i + 1), Scale: 0.01,
 			Targets: []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}}
 		if err := p.Write(dir); err != nil {
 			return err

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/qwen3-lora/qwen3-server/convert"
+	"github.com/qwen3-lora/qwen3-server/tools/convert"
 )
 
 // runConvert: qwen3-server convert --in HF_DIR --out MODEL.gguf

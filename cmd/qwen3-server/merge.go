@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/qwen3-lora/qwen3-server/adapters"
+	"github.com/qwen3-lora/qwen3-server/tools/merge"
 )
 
 // runMerge: qwen3-server merge --base B.gguf --adapter A --out M.gguf
@@ -43,7 +44,7 @@ func runMerge(args []string) error {
 		}
 		fmt.Fprintf(os.Stderr, "converted PEFT adapter: rank %d, alpha %g, %s\n", info.Rank, info.Alpha, strings.Join(info.TargetModules, ", "))
 	}
-	err := adapters.Merge(*base, lora, *out, *scale, func(done, total int) {
+	err := merge.Merge(*base, lora, *out, *scale, func(done, total int) {
 		const width = 30
 		n := done * width / total
 		fmt.Fprintf(os.Stderr, "\rmerging [%s%s] %d/%d tensors", strings.Repeat("#", n), strings.Repeat(".", width-n), done, total)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/qwen3-lora/qwen3-server/modelgen"
+	"github.com/qwen3-lora/qwen3-server/tools/modelgen"
 )
 
 func runModel(args []string) error {

@@ -14,9 +14,9 @@ import (
 
 	"github.com/qwen3-lora/qwen3-server/adapters"
 	"github.com/qwen3-lora/qwen3-server/configs"
+	"github.com/qwen3-lora/qwen3-server/conversation/qwen3"
 	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
 	"github.com/qwen3-lora/qwen3-server/engine/scheduler"
-	"github.com/qwen3-lora/qwen3-server/qwen3"
 	"github.com/qwen3-lora/qwen3-server/server"
 )
 

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qwen3-lora/qwen3-server/adapters"
 	"github.com/qwen3-lora/qwen3-server/internal/testutil"
+	"github.com/qwen3-lora/qwen3-server/tools/modelgen"
 )
 
 func freeAddr(t *testing.T) string {
@@ -164,7 +164,7 @@ func TestMergeCommand(t *testing.T) {
 	root := testutil.RepoRoot(t)
 	bin := filepath.Join(root, "bin", "qwen3-server")
 	peft := filepath.Join(t.TempDir(), "peft")
-	p := adapters.RandomPEFT{Dims: adapters.Dims{Layers: 2, Hidden: 64, QDim: 64, KVDim: 32, FFN: 192}, Rank: 4, Alpha: 8, DType: "BF16", Seed: 3, Scale: 0.2, Targets: []string{"q_proj", "down_proj"}}
+	p := modelgen.RandomPEFT{Dims: modelgen.Dims{Layers: 2, Hidden: 64, QDim: 64, KVDim: 32, FFN: 192}, Rank: 4, Alpha: 8, DType: "BF16", Seed: 3, Scale: 0.2, Targets: []string{"q_proj", "down_proj"}}
 	if err := p.Write(peft); err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/qwen3-lora/qwen3-server/adapters"
 	"github.com/qwen3-lora/qwen3-server/internal/testutil"
+	"github.com/qwen3-lora/qwen3-server/tools/modelgen"
 )
 
 const chromium = "/usr/bin/chromium"
@@ -27,7 +27,7 @@ func TestWebPage(t *testing.T) {
 
 	adapterDir := t.TempDir()
 	peft := filepath.Join(adapterDir, "medical-lora")
-	p := adapters.RandomPEFT{Dims: adapters.Dims{Layers: 2, Hidden: 64, QDim: 64, KVDim: 32, FFN: 192}, Rank: 8, Alpha: 16, DType: "BF16",
+	p := modelgen.RandomPEFT{Dims: modelgen.Dims{Layers: 2, Hidden: 64, QDim: 64, KVDim: 32, FFN: 192}, Rank: 8, Alpha: 16, DType: "BF16",
 		Seed: 5, Scale: 0.5, Targets: []string{"q_proj", "v_proj", "down_proj"}}
 	if err := p.Write(peft); err != nil {
 		t.Fatal(err)

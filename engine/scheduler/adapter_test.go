@@ -12,19 +12,20 @@ import (
 	"github.com/qwen3-lora/qwen3-server/adapters"
 	"github.com/qwen3-lora/qwen3-server/engine"
 	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
-	"github.com/qwen3-lora/qwen3-server/gguf"
+	"github.com/qwen3-lora/qwen3-server/internal/gguf"
 	"github.com/qwen3-lora/qwen3-server/internal/testutil"
-	"github.com/qwen3-lora/qwen3-server/modelgen"
+	"github.com/qwen3-lora/qwen3-server/tools/merge"
+	"github.com/qwen3-lora/qwen3-server/tools/modelgen"
 )
 
-var tinyDims = adapters.Dims{Layers: 2, Hidden: 64, QDim: 64, KVDim: 32, FFN: 192}
+var tinyDims = modelgen.Dims{Layers: 2, Hidden: 64, QDim: 64, KVDim: 32, FFN: 192}
 
 // makeAdapter writes a random PEFT adapter for the tiny model, converts it
 // to GGUF and loads it.
 func makeAdapter(t *testing.T, e *Engine, seed uint64, targets ...string) engine.Adapter {
 	t.Helper()
 	dir := t.TempDir()
-	p := adapters.RandomPEFT{Dims: tinyDims, Rank: 8, Alpha: 16, DType: "F16", Seed: seed, Scale: 0.5, Targets: targets}
+	p := modelgen.RandomPEFT{Dims: tinyDims, Rank: 8, Alpha: 16, DType: "F16", Seed: seed, Scale: 0.5, Targets: targets}
 	if err := p.Write(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,7 @@ func TestConcurrentAdaptersMatchAlone(t *testing.T) {
 func TestIncompatibleAdapterRefused(t *testing.T) {
 	e := startEngine(t, nil)
 	dir := t.TempDir()
-	wrong := adapters.RandomPEFT{Dims: adapters.Dims{Layers: 2, Hidden: 128, QDim: 128, KVDim: 64, FFN: 256}, Rank: 4, Alpha: 8, DType: "F32", Seed: 3, Scale: 0.1, Targets: []string{"q_proj"}}
+	wrong := modelgen.RandomPEFT{Dims: modelgen.Dims{Layers: 2, Hidden: 128, QDim: 128, KVDim: 64, FFN: 256}, Rank: 4, Alpha: 8, DType: "F32", Seed: 3, Scale: 0.1, Targets: []string{"q_proj"}}
 	if err := wrong.Write(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +171,7 @@ func TestMergedEqualsRuntimeAdapter(t *testing.T) {
 	if err := llamacpp.Quantize(base, q, "Q8_0", 2); err != nil {
 		t.Fatal(err)
 	}
-	if err := adapters.Merge(q, lora, filepath.Join(dir, "x.gguf"), 1, nil); err == nil || !strings.Contains(err.Error(), "quantize") {
+	if err := merge.Merge(q, lora, filepath.Join(dir, "x.gguf"), 1, nil); err == nil || !strings.Contains(err.Error(), "quantize") {
 		t.Fatalf("quantized base: %v", err)
 	}
 }
@@ -280,7 +281,7 @@ func mergedTinyModel(t *testing.T) (base, lora, merged string) {
 		t.Fatal(err)
 	}
 	peft := filepath.Join(dir, "peft")
-	p := adapters.RandomPEFT{Dims: tinyDims, Rank: 8, Alpha: 16, DType: "F32", Seed: 7, Scale: 0.5, Targets: all7}
+	p := modelgen.RandomPEFT{Dims: tinyDims, Rank: 8, Alpha: 16, DType: "F32", Seed: 7, Scale: 0.5, Targets: all7}
 	if err := p.Write(peft); err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +291,7 @@ func mergedTinyModel(t *testing.T) (base, lora, merged string) {
 	}
 	merged = filepath.Join(dir, "merged.gguf")
 	steps := 0
-	if err := adapters.Merge(base, lora, merged, 1, func(done, total int) { steps = done }); err != nil {
+	if err := merge.Merge(base, lora, merged, 1, func(done, total int) { steps = done }); err != nil {
 		t.Fatal(err)
 	}
 	if steps != 14 {

@@ -45,7 +45,13 @@ func referenceLogprobs(t *testing.T, tokens []int32) [][]float64 {
 // checkPosition compares one reported position with the reference row.
 func checkPosition(t *testing.T, what string, got engine.Logprob, ref []float64, top int) {
 	t.Helper()
-	const tol = 1e-4
+	// The engine decodes generated tokens one row at a time, the reference
+	// all rows at once: ggml's CPU matmul takes another kernel for each
+	// (gemv against llamafile's sgemm), and the sums come out in another
+	// order. On AVX-512 the logprobs agreed to 1e-4; on an AVX2 machine
+	// (the haswell variant) they differ by up to 2e-4. A wrong row or token
+	// is off by far more than 1e-3 in this random model.
+	const tol = 1e-3
 	if d := math.Abs(float64(got.Logprob) - ref[got.Token]); d > tol {
 		t.Errorf("%s: token %d logprob %g, reference %g", what, got.Token, got.Logprob, ref[got.Token])
 	}

@@ -1,4 +1,5 @@
-// Package testutil finds the generated test models for integration tests.
+// Package testutil finds the repository, the generated test models and the
+// ggml backends for tests. Only tests import it.
 package testutil
 
 import (

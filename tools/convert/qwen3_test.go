@@ -11,9 +11,9 @@ import (
 	"github.com/qwen3-lora/qwen3-server/engine"
 	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
 	"github.com/qwen3-lora/qwen3-server/engine/scheduler"
-	"github.com/qwen3-lora/qwen3-server/gguf"
+	"github.com/qwen3-lora/qwen3-server/internal/gguf"
+	"github.com/qwen3-lora/qwen3-server/internal/safetensors"
 	"github.com/qwen3-lora/qwen3-server/internal/testutil"
-	"github.com/qwen3-lora/qwen3-server/safetensors"
 )
 
 // exportHF writes a GGUF model as a Hugging Face checkpoint (the inverse of

@@ -1,7 +1,9 @@
-// Package qwen3 is the Qwen3 conversation layer: the official chat template
+// Package qwen3 is the Qwen3 chat format itself: the official chat template
 // rendered byte for byte in Go, the thinking switch in every convention
-// clients use, and the streaming parser that separates reasoning from the
-// answer.
+// clients use, the reasoning tags, and the streaming parsers that separate
+// reasoning, answer and <tool_call> blocks (explicit state machines, tested
+// with every chunk split). The conversation package above it plans
+// requests; this one imports nothing of the project.
 package qwen3
 
 import (

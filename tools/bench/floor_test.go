@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/qwen3-lora/qwen3-server/gguf"
+	"github.com/qwen3-lora/qwen3-server/internal/gguf"
 	"github.com/qwen3-lora/qwen3-server/internal/testutil"
 )
 

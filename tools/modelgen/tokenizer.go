@@ -2,6 +2,8 @@
 // deliberately constructed) weights and the real Qwen3 vocabulary. Tests,
 // the demo and speed work use them: real Qwen3 weights cannot be downloaded
 // in CI, and speed does not depend on the weights' values.
+//
+// Offline tooling (tools/): nothing on the serving path imports it.
 package modelgen
 
 import (

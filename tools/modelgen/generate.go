@@ -9,7 +9,7 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/qwen3-lora/qwen3-server/gguf"
+	"github.com/qwen3-lora/qwen3-server/internal/gguf"
 )
 
 // Shape is a Qwen3 architecture size.

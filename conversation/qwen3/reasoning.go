@@ -11,6 +11,14 @@ const (
 	thinkClose = "</think>"
 )
 
+// ThinkOpen is the tag that opens the reasoning, and ReasoningEnd what
+// Qwen3 writes to close it: the server forces exactly this when a thinking
+// budget runs out, so the answer that follows looks as the model's own.
+const (
+	ThinkOpen    = thinkOpen
+	ReasoningEnd = "\n" + thinkClose + "\n\n"
+)
+
 type parserState int
 
 const (

@@ -1,4 +1,7 @@
-package adapters
+// Package merge folds a LoRA adapter into a copy of its base model's
+// weights (qwen3-server merge): offline tooling, not on the serving path.
+// It must not import the engine; it works on GGUF files alone.
+package merge
 
 import (
 	"encoding/binary"
@@ -10,7 +13,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/qwen3-lora/qwen3-server/gguf"
+	"github.com/qwen3-lora/qwen3-server/internal/gguf"
 )
 
 // Merge writes a copy of the base GGUF with the LoRA adapter (a GGUF LoRA

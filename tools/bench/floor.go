@@ -4,7 +4,7 @@ import (
 	"os"
 	"sort"
 
-	"github.com/qwen3-lora/qwen3-server/gguf"
+	"github.com/qwen3-lora/qwen3-server/internal/gguf"
 )
 
 // WeightBytesPerToken is what one decode step of one sequence reads from

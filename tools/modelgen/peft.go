@@ -1,4 +1,4 @@
-package adapters
+package modelgen
 
 import (
 	"encoding/binary"
@@ -9,8 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/qwen3-lora/qwen3-server/gguf"
-	"github.com/qwen3-lora/qwen3-server/safetensors"
+	"github.com/qwen3-lora/qwen3-server/internal/gguf"
+	"github.com/qwen3-lora/qwen3-server/internal/safetensors"
 )
 
 // Dims are the projection sizes of a Qwen3 model.

@@ -4,6 +4,8 @@
 // serving N concurrent requests of the same prompt and output lengths with
 // the thinking-mode sampler, end-of-generation ignored. The ratio of (b) to
 // (a) is the scheduler's overhead.
+//
+// Offline tooling (tools/): nothing on the serving path imports it.
 package bench
 
 import (

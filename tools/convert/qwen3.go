@@ -1,6 +1,8 @@
 // Package convert turns a Hugging Face Qwen3 checkpoint (config.json,
 // *.safetensors, tokenizer.json and tokenizer_config.json — what
 // LLaMA-Factory's merged export writes) into a GGUF llama.cpp loads, in Go.
+//
+// Offline tooling (tools/): nothing on the serving path imports it.
 package convert
 
 import (
@@ -15,9 +17,9 @@ import (
 	"sort"
 	"strconv"
 
-	"github.com/qwen3-lora/qwen3-server/gguf"
-	"github.com/qwen3-lora/qwen3-server/modelgen"
-	"github.com/qwen3-lora/qwen3-server/safetensors"
+	"github.com/qwen3-lora/qwen3-server/internal/gguf"
+	"github.com/qwen3-lora/qwen3-server/internal/safetensors"
+	"github.com/qwen3-lora/qwen3-server/tools/modelgen"
 )
 
 // Config is the part of config.json the conversion needs.

@@ -1,11 +1,11 @@
-package server
+package conversation
 
 import (
 	"encoding/json"
 	"fmt"
 	"strings"
 
-	"github.com/qwen3-lora/qwen3-server/server/apierror"
+	"github.com/qwen3-lora/qwen3-server/engine"
 )
 
 // toolCallRule is Qwen3's tool-call block in GBNF, holding a JSON object
@@ -47,18 +47,18 @@ func forcedToolCalls(tools []json.RawMessage, choice json.RawMessage) (grammar s
 			} `json:"function"`
 		}
 		if json.Unmarshal(choice, &c) != nil || c.Type != "function" || c.Function.Name == "" {
-			return "", nil, apierror.BadRequest("tool_choice", `tool_choice must be "auto", "none", "required" or {"type": "function", "function": {"name": ...}}`)
+			return "", nil, engine.Invalid("tool_choice", "%s", `tool_choice must be "auto", "none", "required" or {"type": "function", "function": {"name": ...}}`)
 		}
 		mode, named = "named", c.Function.Name
 	}
 	if len(tools) == 0 {
-		return "", nil, apierror.BadRequest("tool_choice", "tool_choice "+raw+" needs tools")
+		return "", nil, engine.Invalid("tool_choice", "tool_choice %s needs tools", raw)
 	}
 	var calls []any
 	for i, t := range tools {
 		var wt wireTool
 		if err := json.Unmarshal(t, &wt); err != nil || wt.Function.Name == "" {
-			return "", nil, apierror.BadRequest(fmt.Sprintf("tools[%d]", i), "each tool must be {\"type\": \"function\", \"function\": {\"name\": ..., \"parameters\": ...}}")
+			return "", nil, engine.Invalid(fmt.Sprintf("tools[%d]", i), "each tool must be {\"type\": \"function\", \"function\": {\"name\": ..., \"parameters\": ...}}")
 		}
 		if named != "" && wt.Function.Name != named {
 			continue
@@ -74,7 +74,7 @@ func forcedToolCalls(tools []json.RawMessage, choice json.RawMessage) (grammar s
 		})
 	}
 	if len(calls) == 0 {
-		return "", nil, apierror.BadRequest("tool_choice", fmt.Sprintf("tool_choice names the function %q, which is not among the tools", named))
+		return "", nil, engine.Invalid("tool_choice", "tool_choice names the function %q, which is not among the tools", named)
 	}
 	var s any = calls[0]
 	if len(calls) > 1 {

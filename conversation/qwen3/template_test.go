@@ -75,7 +75,7 @@ func loadGoldens(t *testing.T, path string) []goldenCase {
 
 // The reference cases: what transformers renders with the official template.
 func TestAcceptanceGoldens(t *testing.T) {
-	cases := loadGoldens(t, "../testdata/qwen3_chat_template.jsonl")
+	cases := loadGoldens(t, "../../testdata/qwen3_chat_template.jsonl")
 	if len(cases) < 8 {
 		t.Fatalf("only %d cases", len(cases))
 	}
@@ -182,7 +182,7 @@ func TestOfficialTemplateDetection(t *testing.T) {
 // rendered without a generation prompt, the final message then left open.
 func TestContinueFinalMessageGolden(t *testing.T) {
 	n := 0
-	for _, g := range loadGoldens(t, "../testdata/qwen3_chat_template.jsonl") {
+	for _, g := range loadGoldens(t, "../../testdata/qwen3_chat_template.jsonl") {
 		c := g.conversation()
 		if g.AddGenerationPrompt || c.Messages[len(c.Messages)-1].Role != "assistant" {
 			continue

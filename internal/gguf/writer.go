@@ -1,7 +1,8 @@
 // Package gguf writes (and minimally reads) GGUF files, the container format
 // llama.cpp loads models and LoRA adapters from. It exists so that test models,
 // benchmark models and converted adapters can be produced in pure Go, without
-// Python or network access.
+// Python or network access. The serving path uses it too (PEFT adapters are
+// converted to GGUF when loaded), hence internal/ rather than tools/.
 package gguf
 
 import (

@@ -1,5 +1,6 @@
 // Package safetensors reads and writes the safetensors format (Hugging Face
 // and PEFT checkpoints): an 8-byte header length, a JSON header, the data.
+// Used by adapters (PEFT folders) and by the offline converters.
 package safetensors
 
 import (
