@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -60,6 +61,7 @@ type reference struct {
 	Viterbi [][2]json.RawMessage `json:"viterbi"`
 	Round   []float64            `json:"round"`
 	Fsum    []float64            `json:"fsum"`
+	Custom  [][]string           `json:"custom"`
 }
 
 type request struct {
@@ -67,6 +69,24 @@ type request struct {
 	Viterbi []string    `json:"viterbi"`
 	Round   []float64   `json:"round"`
 	Fsum    [][]float64 `json:"fsum"`
+	Custom  *customDict `json:"custom,omitempty"`
+}
+
+// customDict asks the reference to cut texts with jieba.Tokenizer over a
+// dictionary of the given lines.
+type customDict struct {
+	Dict  []string `json:"dict"`
+	Texts []string `json:"texts"`
+}
+
+// tieDict makes routes whose log probabilities are equal to the bit:
+// 甲乙+丙 and 甲+乙丙 add the same two terms in the other order, so jieba's
+// max over (value, end) decides by the end alone (the longer first word).
+// 丁 is unknown, 戊己 a word with count 0 is absent as a word, and 庚辛 is
+// a word whose characters are not, so its run goes to the HMM or not.
+var tieDict = customDict{
+	Dict:  []string{"甲乙 7 n", "丙 3 n", "甲 3 n", "乙丙 7 n", "庚辛 5 n", "壬 2 n", "癸 2 n", "壬癸 0 n"},
+	Texts: []string{"甲乙丙", "甲乙丙甲乙丙", "丁甲乙丙丁", "甲乙丙庚辛", "壬癸", "丁丁丁", "壬癸甲乙丙x1", "甲 乙丙"},
 }
 
 var (
@@ -185,7 +205,7 @@ func buildRequest() (request, error) {
 		}
 		return string(rs)
 	}
-	req := request{Samples: corpus}
+	req := request{Samples: corpus, Custom: &tieDict}
 	for i := 0; i < 400; i++ {
 		p := gen()
 		l := gen()
@@ -312,7 +332,7 @@ func TestSegmentIsJiebaCut(t *testing.T) {
 			want []string
 		}{{s.Pred, r.Samples[i].HypTokens}, {s.Label, r.Samples[i].RefTokens}} {
 			got := seg.Cut(c.text)
-			if !equalTokens(got, c.want) {
+			if !slices.Equal(got, c.want) {
 				bad++
 				t.Errorf("%s: Cut(%q)\n got %q\nwant %q", s.Name, c.text, got, c.want)
 			}
@@ -321,16 +341,25 @@ func TestSegmentIsJiebaCut(t *testing.T) {
 	t.Logf("%d texts segmented, %d differ from jieba.cut", 2*len(req.Samples), bad)
 }
 
-func equalTokens(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
+// TestSegmentTiesAreJiebas cuts tieDict's texts with a segmenter over the same
+// small dictionary.
+func TestSegmentTiesAreJiebas(t *testing.T) {
+	req, r := ref(t)
+	lines := map[dictLine]int{}
+	err := readDictLines(strings.NewReader(strings.Join(req.Custom.Dict, "\n")), "tieDict", false,
+		func(l dictLine) error { lines[l]++; return nil })
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
+	seg := newSegmenter(lines)
+	if len(r.Custom) != len(req.Custom.Texts) {
+		t.Fatalf("%d results for %d texts", len(r.Custom), len(req.Custom.Texts))
+	}
+	for i, text := range req.Custom.Texts {
+		if got := seg.Cut(text); !slices.Equal(got, r.Custom[i]) {
+			t.Errorf("Cut(%q) = %q, jieba %q", text, got, r.Custom[i])
 		}
 	}
-	return true
 }
 
 // TestScoresAreLlamaFactorys compares every sample's scores with the
