@@ -149,7 +149,7 @@ func kindOf(err error) Kind {
 }
 
 // fakeExec answers by the body's tag: "bad-<x>" with a 400, "err-<x>" with
-// an error (no answer), anything else with a 200 echoing the tag. hold,
+// an error (no answer), "panic-<x>" by panicking, anything else with a 200 echoing the tag. hold,
 // when set, is waited on (or ctx) before answering, by the lines blocked
 // says (all when nil). It counts lines in flight and the most at once.
 type fakeExec struct {
@@ -222,6 +222,8 @@ func (f *fakeExec) Execute(ctx context.Context, endpoint string, body json.RawMe
 		return 400, json.RawMessage(`{"error":{"message":"bad request","type":"invalid_request_error","param":null,"code":null}}`), nil
 	case strings.HasPrefix(req.Tag, "err-"):
 		return 0, nil, errors.New("the engine failed")
+	case strings.HasPrefix(req.Tag, "panic-"):
+		panic("the executor broke")
 	}
 	resp, _ := json.Marshal(map[string]any{"object": "chat.completion", "endpoint": endpoint, "echo": req.Tag, "request_id": RequestID(ctx)})
 	return 200, resp, nil

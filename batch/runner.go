@@ -17,8 +17,10 @@ import (
 // status and body the endpoint would have answered (any status: a 400 is a
 // result too, written to the error file); err only when there is no answer
 // (wrap ErrRetryLater to have the line run again later). It must return
-// soon after ctx is cancelled; an answer or error given for a cancelled ctx
-// leaves the line pending, to run again after a restart.
+// soon after ctx is cancelled (the batch was cancelled or expired, or the
+// runner stops): an error returned then leaves the line pending, to run
+// after a restart, while an answer returned then is still recorded. A
+// panic is recovered and recorded as the line's error.
 type Executor interface {
 	Execute(ctx context.Context, endpoint string, body json.RawMessage) (statusCode int, respBody json.RawMessage, err error)
 }
@@ -57,8 +59,9 @@ func (s *Store) Start(exec Executor, check ModelCheck) error {
 }
 
 // Stop stops the runner: no new line starts, and Stop waits for the running
-// ones until ctx is done, then cancels them (they stay pending and run after
-// the next Start) and returns ctx's error. The store stays open.
+// ones until ctx is done, then cancels them (they stay pending and run
+// after a restart) and returns ctx's error. The store stays open for the
+// API; the runner cannot be started again (Close, Open and Start).
 func (s *Store) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	r := s.run
@@ -352,7 +355,7 @@ func (r *runner) execute(a *active, endpoint string, l lineRef) (lineResult, boo
 	}
 	reqID := newID("req_")
 	ctx := context.WithValue(a.ctx, requestIDKey{}, reqID)
-	code, body, err := r.exec.Execute(ctx, endpoint, in.Body)
+	code, body, err := r.safeExecute(ctx, endpoint, in.Body)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return lineResult{}, false
@@ -365,4 +368,16 @@ func (r *runner) execute(a *active, endpoint string, l lineRef) (lineResult, boo
 		return lineResult{errCode: "server_error", errMsg: fmt.Sprintf("the endpoint's answer (status %d) is not JSON", code)}, true
 	}
 	return lineResult{requestID: reqID, status: code, body: body}, true
+}
+
+// safeExecute turns an Executor's panic into the line's error, so that one
+// bad request cannot take the server down with it.
+func (r *runner) safeExecute(ctx context.Context, endpoint string, body json.RawMessage) (code int, resp json.RawMessage, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.s.log.Error("the executor panicked", zap.Any("panic", p), zap.Stack("stack"))
+			code, resp, err = 0, nil, fmt.Errorf("internal error: %v", p)
+		}
+	}()
+	return r.exec.Execute(ctx, endpoint, body)
 }

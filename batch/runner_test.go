@@ -22,12 +22,14 @@ func (f *fakeExec) cancels() int {
 }
 
 // TestBatchCompletes follows one batch through validating, in_progress,
-// finalizing and completed, with a 200, a 400 and an executor failure.
+// finalizing and completed, with a 200, a 400, an executor failure and an
+// executor panic.
 func TestBatchCompletes(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, "")
 	chat := EndpointChatCompletions
-	b := createBatch(t, s, "", []string{reqLine("a", chat, "ok-a"), reqLine("b", chat, "bad-b"), reqLine("c", chat, "err-c"), reqLine("d", chat, "ok-d")})
+	b := createBatch(t, s, "", []string{reqLine("a", chat, "ok-a"), reqLine("b", chat, "bad-b"), reqLine("c", chat, "err-c"),
+		reqLine("d", chat, "ok-d"), reqLine("e", chat, "panic-e")})
 	if b.Status != StatusValidating || b.RequestCounts != (RequestCounts{}) || b.InProgressAt != nil {
 		t.Fatalf("a new batch: %+v", b)
 	}
@@ -43,7 +45,7 @@ func TestBatchCompletes(t *testing.T) {
 		t.Fatal(err)
 	}
 	running := waitStatus(t, s, "", b.ID, StatusInProgress)
-	if running.InProgressAt == nil || running.RequestCounts.Total != 4 || running.FinalizingAt != nil {
+	if running.InProgressAt == nil || running.RequestCounts.Total != 5 || running.FinalizingAt != nil {
 		t.Fatalf("in progress: %+v", running)
 	}
 	checkBatchShape(t, running)
@@ -52,7 +54,7 @@ func TestBatchCompletes(t *testing.T) {
 	if atFinalizing == nil || atFinalizing.Status != StatusFinalizing || atFinalizing.FinalizingAt == nil {
 		t.Fatalf("while finalizing: %+v", atFinalizing)
 	}
-	if done.RequestCounts != (RequestCounts{Total: 4, Completed: 2, Failed: 2}) || done.CompletedAt == nil ||
+	if done.RequestCounts != (RequestCounts{Total: 5, Completed: 2, Failed: 3}) || done.CompletedAt == nil ||
 		done.FinalizingAt == nil || done.InProgressAt == nil || done.FailedAt != nil || done.ExpiredAt != nil || done.CancelledAt != nil {
 		t.Fatalf("completed: %+v", done)
 	}
@@ -76,7 +78,7 @@ func TestBatchCompletes(t *testing.T) {
 		}
 	}
 	errs := outputLines(t, s, "", done.ErrorFileID)
-	if got := customIDs(errs); !slices.Equal(got, []string{"b", "c"}) {
+	if got := customIDs(errs); !slices.Equal(got, []string{"b", "c", "e"}) {
 		t.Fatalf("error file custom_ids %v", got)
 	}
 	if r := errs[0].Response; r == nil || r.StatusCode != 400 || errs[0].Error != nil || !strings.Contains(string(r.Body), "bad request") {
@@ -84,6 +86,9 @@ func TestBatchCompletes(t *testing.T) {
 	}
 	if e := errs[1].Error; errs[1].Response != nil || e == nil || e.Code != "server_error" || e.Message != "the engine failed" {
 		t.Errorf("the failed line: %+v", errs[1])
+	}
+	if e := errs[2].Error; errs[2].Response != nil || e == nil || e.Code != "server_error" || !strings.Contains(e.Message, "the executor broke") {
+		t.Errorf("the line whose executor panicked: %+v", errs[2])
 	}
 	// The lines are OpenAI's: response and error both present, one null.
 	_, r, _ := s.FileContent(ctx, "", *done.OutputFileID)
