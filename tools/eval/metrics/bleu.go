@@ -1,5 +1,7 @@
 package metrics
 
+import "math"
+
 // bleu4 is nltk 3.8's
 //
 //	sentence_bleu([list(label)], list(pred), smoothing_function=SmoothingFunction().method3)
@@ -20,7 +22,7 @@ func bleu4(pred, label string) float64 {
 	// brevity_penalty(closest_ref_length, hyp_len); hypLen > 0 here.
 	bp := 1.0
 	if hypLen <= refLen {
-		bp = cexp(1 - float64(refLen)/float64(hypLen))
+		bp = math.Exp(1 - float64(refLen)/float64(hypLen))
 	}
 	// method3 (NIST geometric smoothing): the k-th precision with no match
 	// becomes 1/(2^k * denominator). A Fraction's float is its numerator
@@ -37,9 +39,9 @@ func bleu4(pred, label string) float64 {
 		}
 		// float64(...) rounds the product here, so the compiler may not fuse
 		// it with fsum's additions (CPython rounds each operation).
-		terms[i] = float64(0.25 * clog(p))
+		terms[i] = float64(0.25 * math.Log(p))
 	}
-	return bp * cexp(pyFsum(terms[:]))
+	return bp * math.Exp(pyFsum(terms[:]))
 }
 
 // runeBounds returns the byte offset of each code point of s and len(s), so

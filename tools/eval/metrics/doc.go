@@ -52,7 +52,11 @@
 // package, whose probabilities are jieba's prob_*.py values to the bit and
 // whose Viterbi breaks ties as jieba's does (the test compares both).
 //
-// Floating point follows CPython operation by operation, with the C
-// library's log and exp (libm.go), math.fsum (pyFsum) and round (pyRound),
-// so that the scores are the reference's to the bit, not only to a tolerance.
+// Floating point follows CPython operation by operation, with math.fsum
+// (pyFsum) and round (pyRound) ported, so that the rounded scores are the
+// reference's exactly. log and exp are Go's: CPython calls the C library's,
+// which can differ in the last bit (a few raw BLEU values are 1 ulp apart;
+// no rounded score and no segmentation of the test corpus changes). Calling
+// libm through cgo would make them bit-identical, but the project keeps cgo
+// to one package (engine/llamacpp).
 package metrics

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -209,11 +210,11 @@ func newSegmenter(lines map[dictLine]int) *Segmenter {
 	}
 	for w, e := range s.freq {
 		if e.freq > 0 {
-			e.logFreq = clog(float64(e.freq))
+			e.logFreq = math.Log(float64(e.freq))
 			s.freq[w] = e
 		}
 	}
-	s.logTotal = clog(float64(s.total))
+	s.logTotal = math.Log(float64(s.total))
 	hmmOnce.Do(func() { hmm.LoadModel() })
 	return s
 }
