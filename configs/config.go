@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/qwen3-lora/qwen3-server/batch"
 	"github.com/qwen3-lora/qwen3-server/sampling"
 )
 
@@ -27,6 +28,9 @@ type Config struct {
 	Engine   EngineConfig   `mapstructure:"engine"`
 	Sampling SamplingConfig `mapstructure:"sampling"`
 	Adapters AdaptersConfig `mapstructure:"adapters"`
+	// Batch is the Files and Batch API (package batch owns its defaults).
+	// An empty data_dir turns the API off.
+	Batch batch.Config `mapstructure:"batch"`
 }
 
 // AdaptersConfig: where LoRA adapters may be loaded from, and which to
@@ -145,6 +149,18 @@ var defaults = map[string]any{
 	"sampling.thinking_budget": -1,
 }
 
+// The batch defaults have one source, batch.DefaultConfig; data_dir has
+// none there, and here it is "" (the API off): batches write a database and
+// files, which a server started for chat must not do unasked.
+func init() {
+	d := batch.DefaultConfig()
+	defaults["batch.data_dir"] = ""
+	defaults["batch.max_file_bytes"] = d.MaxFileBytes
+	defaults["batch.max_file_lines"] = d.MaxFileLines
+	defaults["batch.max_concurrency"] = d.MaxConcurrency
+	defaults["batch.poll_interval"] = d.PollInterval
+}
+
 // The presets' numbers have one source, sampling's presets; their config
 // defaults (sampling.thinking.*, sampling.non_thinking.*) are read from it.
 func init() {
@@ -177,6 +193,7 @@ var flagKeys = map[string]string{
 	"adapter-dir":        "adapters.dirs",
 	"thinking-budget":    "sampling.thinking_budget",
 	"web-ui":             "server.web_ui",
+	"batch-dir":          "batch.data_dir",
 }
 
 // RegisterFlags adds the serve flags to fs.
@@ -200,6 +217,7 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	fs.Bool("enable-thinking", true, "default thinking mode when a request does not say")
 	fs.Bool("web-ui", true, "serve the chat page at /")
 	fs.Int("thinking-budget", -1, "default thinking budget in tokens (-1 = none)")
+	fs.String("batch-dir", "", "folder for the Files and Batch API's database and files (empty: the API is off)")
 }
 
 // Load reads the configuration. fs may be nil; only flags the user set
@@ -384,6 +402,11 @@ func (c *Config) Validate() error {
 		if len(c.Adapters.Dirs) == 0 {
 			bad("adapters.preload needs adapters.dirs (--adapter-dir): adapters load only from there")
 			break
+		}
+	}
+	if c.Batch.DataDir != "" {
+		if err := c.Batch.Validate(); err != nil {
+			bad("%v", err)
 		}
 	}
 	if c.Sampling.ThinkingBudget < -1 {

@@ -92,7 +92,23 @@ type Request struct {
 	// PromptOnly decodes the prompt and generates nothing (scoring a
 	// prompt); the one chunk has Token -1 and the finish reason is length.
 	PromptOnly bool
+	// Priority is the request's class in the queue: PriorityLow requests
+	// (batch lines) take only slots no interactive request is waiting for.
+	Priority Priority
 }
+
+// Priority is a request's class in the engine's queue.
+type Priority int
+
+const (
+	// PriorityInteractive, the zero value, is every API request's.
+	PriorityInteractive Priority = iota
+	// PriorityLow is a batch line's: admitted only while no interactive
+	// request waits, capped by the engine's low-priority limit, and queued
+	// apart so that batch lines never fill the queue interactive requests
+	// need.
+	PriorityLow
+)
 
 // MaxTopLogprobs is the most alternatives a position reports (OpenAI's limit).
 const MaxTopLogprobs = 20

@@ -134,6 +134,7 @@ func engineOptions(cfg *configs.Config) scheduler.Options {
 		ContextSize: cfg.Engine.CtxSize, Parallel: cfg.Engine.Parallel, BatchSize: cfg.Engine.BatchSize,
 		UBatchSize: cfg.Engine.UBatchSize, FlashAttention: cfg.Engine.FlashAttention, KVCacheType: cfg.Engine.KVCacheType,
 		Threads: cfg.Engine.Threads, QueueSize: cfg.Engine.QueueSize, KVCacheSize: cfg.Engine.KVCacheSize,
+		LowMax: cfg.Batch.MaxConcurrency,
 	}
 }
 

@@ -54,6 +54,9 @@ func (e *Engine) reap() {
 
 // admit moves queued requests into free slots, choosing for each the free
 // slot whose cached tokens share the longest prefix with its prompt.
+// Interactive requests go first, in arrival order; a low-priority one
+// (a batch line) only when no interactive request waits and fewer than
+// Options.LowMax low-priority ones are in slots.
 func (e *Engine) admit() {
 	for {
 		free := e.freeSlots()
@@ -61,13 +64,11 @@ func (e *Engine) admit() {
 			return
 		}
 		e.mu.Lock()
-		if len(e.queue) == 0 {
-			e.mu.Unlock()
+		seq := e.dequeue()
+		e.mu.Unlock()
+		if seq == nil {
 			return
 		}
-		seq := e.queue[0]
-		e.queue = e.queue[1:]
-		e.mu.Unlock()
 		if seq.ctx.Err() != nil {
 			seq.sampler.Close()
 			seq.complete(engine.Result{}, seq.ctx.Err())
@@ -97,7 +98,35 @@ func (e *Engine) admit() {
 		seq.order = e.admitted
 		best.seq = seq
 		e.busy.Add(1)
+		if seq.req.Priority == engine.PriorityLow {
+			e.lowBusy++
+		}
 	}
+}
+
+// dequeue takes the next sequence to admit off the queue, nil when none
+// may be admitted now; e.mu held. A cancelled low-priority sequence is
+// taken even over the cap, so that admit can end it.
+func (e *Engine) dequeue() *sequence {
+	pick := -1
+	for i, q := range e.queue {
+		if q.req.Priority != engine.PriorityLow {
+			pick = i
+			break
+		}
+		if pick < 0 && (e.opts.LowMax == 0 || e.lowBusy < e.opts.LowMax || q.ctx.Err() != nil) {
+			pick = i
+		}
+	}
+	if pick < 0 {
+		return nil
+	}
+	seq := e.queue[pick]
+	e.queue = append(e.queue[:pick], e.queue[pick+1:]...)
+	if seq.req.Priority == engine.PriorityLow {
+		e.queuedLow--
+	}
+	return seq
 }
 
 // step runs one decode step for every group of sequences that share an
@@ -389,7 +418,7 @@ func (e *Engine) failAll(err error) {
 	}
 	e.mu.Lock()
 	queued := e.queue
-	e.queue = nil
+	e.queue, e.queuedLow = nil, 0
 	e.mu.Unlock()
 	for _, q := range queued {
 		q.sampler.Close()

@@ -20,7 +20,10 @@ type Options struct {
 	FlashAttention   string
 	KVCacheType      string
 	Threads          int
-	QueueSize        int    // requests waiting for a slot
+	QueueSize        int    // requests waiting for a slot (low-priority ones apart, as many again)
+	// LowMax caps the PriorityLow sequences in slots at once (batch lines:
+	// batch.max_concurrency); 0 = no cap.
+	LowMax int
 	LibDir           string // folder with libggml-cuda.so, "" = <exe>/../lib/ollama
 
 	// KVCacheSize, when > 0, is the total of KV cells, in one cache that all
@@ -66,6 +69,9 @@ func withDefaults(opts Options) Options {
 	}
 	if opts.QueueSize < 0 {
 		opts.QueueSize = 0
+	}
+	if opts.LowMax < 0 {
+		opts.LowMax = 0
 	}
 	return opts
 }

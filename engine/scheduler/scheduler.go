@@ -36,8 +36,14 @@ type Engine struct {
 	batch *llamacpp.Batch
 	info  engine.ModelInfo
 
-	mu      sync.Mutex // guards queue and closed
+	mu      sync.Mutex // guards queue, queuedLow and closed
 	queue   []*sequence
+	// queuedLow counts the PriorityLow sequences in queue: the two classes
+	// have separate room (QueueSize each), so that batch lines cannot make
+	// the queue full for interactive requests.
+	queuedLow int
+	// lowBusy counts the PriorityLow sequences in slots (loop-owned).
+	lowBusy int
 	closed  bool
 	wake    chan struct{}
 	stopped chan struct{}
@@ -232,12 +238,15 @@ func (e *Engine) Generate(ctx context.Context, req *engine.Request, fn func(engi
 		e.mu.Unlock()
 		seq.sampler.Close()
 		return nil, engine.ErrClosed
-	case len(e.queue) >= e.opts.QueueSize+e.freeSlotsHint():
+	case e.queuedOf(req.Priority) >= e.opts.QueueSize+e.freeSlotsHint():
 		e.mu.Unlock()
 		seq.sampler.Close()
 		return nil, engine.ErrOverloaded
 	}
 	e.queue = append(e.queue, seq)
+	if req.Priority == engine.PriorityLow {
+		e.queuedLow++
+	}
 	e.mu.Unlock()
 	e.signal()
 
@@ -264,6 +273,14 @@ func (e *Engine) Generate(ctx context.Context, req *engine.Request, fn func(engi
 			return &res, nil
 		}
 	}
+}
+
+// queuedOf counts the queued sequences of priority p's class; e.mu held.
+func (e *Engine) queuedOf(p engine.Priority) int {
+	if p == engine.PriorityLow {
+		return e.queuedLow
+	}
+	return len(e.queue) - e.queuedLow
 }
 
 // freeSlotsHint counts slots with no sequence, read without the loop's

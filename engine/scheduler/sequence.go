@@ -246,6 +246,9 @@ func (e *Engine) finish(s *slot, reason string, err error) {
 	q := s.seq
 	s.seq = nil
 	e.busy.Add(-1)
+	if q.req.Priority == engine.PriorityLow {
+		e.lowBusy--
+	}
 	q.sampler.Close()
 	now := time.Now()
 	q.mu.Lock()

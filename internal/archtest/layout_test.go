@@ -93,7 +93,9 @@ func TestImportRules(t *testing.T) {
 		{is("sampling"), func(p string) bool { return http(p) || is("server", "conversation", "engine/scheduler", "engine/llamacpp")(p) },
 			"sampling owns parameters only", "sampling"},
 		{is("server"), is("engine/scheduler", "engine/llamacpp", "tools"), "the HTTP server talks to the engine interface, not an implementation", "server"},
-		{is("server", "conversation", "engine", "adapters", "sampling", "configs", "web"), is("tools", "internal/testutil"),
+		{is("batch"), func(p string) bool { return http(p) || is("server", "engine", "conversation", "cmd")(p) },
+			"the batch store knows no HTTP and no engine: the server implements its Executor", "batch"},
+		{is("server", "conversation", "engine", "adapters", "sampling", "configs", "web", "batch"), is("tools", "internal/testutil"),
 			"the serving path does not depend on offline tooling", "serving path"},
 	}
 	for pkg, imps := range all {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/qwen3-lora/qwen3-server/batch"
 	"github.com/qwen3-lora/qwen3-server/engine"
 )
 
@@ -70,9 +71,10 @@ type kindAnswer struct {
 	retryAfter int // seconds
 }
 
-// kinds is the one table from engine error kinds to HTTP answers; a kind
-// missing here is answered as an internal error.
-var kinds = map[engine.Kind]kindAnswer{
+// kinds is the one table from typed error kinds (engine.Kind and
+// batch.Kind, the two layers below HTTP) to HTTP answers; a kind missing
+// here is answered as an internal error.
+var kinds = map[any]kindAnswer{
 	engine.KindInvalid:     {http.StatusBadRequest, "invalid_request_error", "", 0},
 	engine.KindOverloaded:  {http.StatusServiceUnavailable, "server_error", "overloaded", 1},
 	engine.KindUnavailable: {http.StatusServiceUnavailable, "server_error", "unavailable", 5},
@@ -80,6 +82,25 @@ var kinds = map[engine.Kind]kindAnswer{
 	engine.KindNotFound:    {http.StatusNotFound, "invalid_request_error", "not_found", 0},
 	engine.KindForbidden:   {http.StatusForbidden, "permission_error", "forbidden", 0},
 	engine.KindConflict:    {http.StatusConflict, "invalid_request_error", "conflict", 0},
+
+	batch.KindInvalid:     {http.StatusBadRequest, "invalid_request_error", "", 0},
+	batch.KindNotFound:    {http.StatusNotFound, "invalid_request_error", "not_found", 0},
+	batch.KindTooLarge:    {http.StatusRequestEntityTooLarge, "invalid_request_error", batch.CodeFileTooLarge, 0},
+	batch.KindConflict:    {http.StatusConflict, "invalid_request_error", "conflict", 0},
+	batch.KindUnavailable: {http.StatusServiceUnavailable, "server_error", "unavailable", 5},
+}
+
+// answer is the table's entry for kind k (an internal error when absent)
+// as an API error; code, when set, is the typed error's own.
+func answer(k any, code, param, msg string) *Error {
+	a, ok := kinds[k]
+	if !ok {
+		a = kinds[engine.KindInternal]
+	}
+	if code == "" {
+		code = a.code
+	}
+	return &Error{Status: a.status, Type: a.typ, Code: code, RetryAfter: a.retryAfter, Message: msg, Param: param}
 }
 
 // From maps any error to an API error: typed errors keep their meaning,
@@ -91,11 +112,11 @@ func From(err error) *Error {
 	}
 	var ee *engine.Error
 	if errors.As(err, &ee) {
-		k, ok := kinds[ee.Kind]
-		if !ok {
-			k = kinds[engine.KindInternal]
-		}
-		return &Error{Status: k.status, Type: k.typ, Code: k.code, RetryAfter: k.retryAfter, Message: ee.Message, Param: ee.Param}
+		return answer(ee.Kind, "", ee.Param, ee.Message)
+	}
+	var be *batch.Error
+	if errors.As(err, &be) {
+		return answer(be.Kind, be.Code, be.Param, be.Message)
 	}
 	return &Error{Status: http.StatusInternalServerError, Type: "server_error", Message: "internal error: " + err.Error()}
 }

@@ -1,0 +1,120 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qwen3-lora/qwen3-server/engine"
+)
+
+// hold starts a request that runs until ctx ends, and returns once it has
+// produced a token (it is in a slot).
+func hold(t *testing.T, e *Engine, ctx context.Context, p engine.Priority, wg *sync.WaitGroup) {
+	t.Helper()
+	started := make(chan struct{})
+	var once sync.Once
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.Generate(ctx, &engine.Request{Prompt: "busy", IgnoreEOS: true, MaxTokens: 100000, Priority: p}, func(engine.Chunk) error {
+			once.Do(func() { close(started) })
+			return nil
+		})
+	}()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the holding request never started")
+	}
+}
+
+// A slot that frees up goes to the interactive request queued after a
+// batch line, not to the batch line that waited longer.
+func TestInteractiveAdmittedBeforeLow(t *testing.T) {
+	e := startEngine(t, func(o *Options) { o.Parallel = 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	hold(t, e, ctx, engine.PriorityInteractive, &wg)
+
+	var mu sync.Mutex
+	var order []string
+	run := func(name string, p engine.Priority) {
+		defer wg.Done()
+		_, err := e.Generate(context.Background(), &engine.Request{Prompt: name, IgnoreEOS: true, MaxTokens: 4, Priority: p}, func(engine.Chunk) error { return nil })
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		mu.Lock()
+		order = append(order, name)
+		mu.Unlock()
+	}
+	wg.Add(1)
+	go run("low", engine.PriorityLow)
+	waitFor(t, func() bool { return e.Stats().QueueDepth == 1 }, "the low request queued")
+	wg.Add(1)
+	go run("interactive", engine.PriorityInteractive)
+	waitFor(t, func() bool { return e.Stats().QueueDepth == 2 }, "both queued")
+	cancel() // frees the one slot
+	wg.Wait()
+	if len(order) != 2 || order[0] != "interactive" {
+		t.Fatalf("finish order %v, want the interactive request first", order)
+	}
+}
+
+// LowMax caps batch lines in slots even with slots free; interactive
+// requests still take the free ones.
+func TestLowMaxCapsLowPriority(t *testing.T) {
+	e := startEngine(t, func(o *Options) { o.Parallel = 3; o.LowMax = 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	hold(t, e, ctx, engine.PriorityLow, &wg)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.Generate(ctx, &engine.Request{Prompt: "second low", IgnoreEOS: true, MaxTokens: 100000, Priority: engine.PriorityLow}, func(engine.Chunk) error { return nil })
+	}()
+	waitFor(t, func() bool { s := e.Stats(); return s.BusySlots == 1 && s.QueueDepth == 1 }, "one low running, one low queued")
+	time.Sleep(50 * time.Millisecond) // several steps: the second must stay queued
+	if s := e.Stats(); s.BusySlots != 1 || s.QueueDepth != 1 {
+		t.Fatalf("the cap let a second low-priority request in: %+v", s)
+	}
+	o := generate(e, context.Background(), greedy("interactive", 3))
+	if o.err != nil || o.res.CompletionTokens != 3 {
+		t.Fatalf("interactive request beside the capped batch lines: %+v %v", o.res, o.err)
+	}
+}
+
+// The two classes have their own room in the queue: batch lines filling
+// theirs do not make interactive requests overloaded.
+func TestLowPriorityQueueRoomIsSeparate(t *testing.T) {
+	e := startEngine(t, func(o *Options) { o.Parallel = 1; o.QueueSize = 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	hold(t, e, ctx, engine.PriorityLow, &wg)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.Generate(ctx, &engine.Request{Prompt: "queued low", MaxTokens: 1, Priority: engine.PriorityLow}, func(engine.Chunk) error { return nil })
+	}()
+	waitFor(t, func() bool { return e.Stats().QueueDepth == 1 }, "a low request queued")
+	_, err := e.Generate(ctx, &engine.Request{Prompt: "one low too many", MaxTokens: 1, Priority: engine.PriorityLow}, func(engine.Chunk) error { return nil })
+	if !errors.Is(err, engine.ErrOverloaded) {
+		t.Fatalf("a low request over the low room: want ErrOverloaded, got %v", err)
+	}
+	ictx, icancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Generate(ictx, &engine.Request{Prompt: "interactive", MaxTokens: 1}, func(engine.Chunk) error { return nil })
+		done <- err
+	}()
+	waitFor(t, func() bool { return e.Stats().QueueDepth == 2 }, "the interactive request queued beside the low one")
+	icancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("interactive request: %v", err)
+	}
+}
