@@ -202,6 +202,10 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// Config is the configuration the store was opened with (the server reads
+// the upload limit from it, to cap the multipart body).
+func (s *Store) Config() Config { return s.cfg }
+
 func (s *Store) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -156,6 +156,7 @@ func (s *Server) runChoices(ctx context.Context, e engine.Engine, plan *conversa
 	}
 	err := runAll(ctx, plan.N, e.Stats().Slots, func(ctx context.Context, i int) error {
 		req := plan.Request
+		req.Priority = priorityOf(ctx)
 		if req.Sampling.Seed != nil {
 			seed := *req.Sampling.Seed + uint32(i)
 			req.Sampling.Seed = &seed

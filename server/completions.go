@@ -40,6 +40,7 @@ func (s *Server) completions(c *gin.Context) {
 	defer release()
 	for i := range reqs {
 		reqs[i].Adapters = uses
+		reqs[i].Priority = priorityOf(c.Request.Context())
 	}
 	c.Header(headerSampling, params.String())
 	id, created := newID("cmpl-"), time.Now().Unix()

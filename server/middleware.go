@@ -21,6 +21,7 @@ const (
 	ctxError     = "error"
 	ctxTokensIn  = "tokens_in"
 	ctxTokensOut = "tokens_out"
+	ctxAPIKey    = "api_key" // the request's key, once auth accepted it
 )
 
 func itoa(n int) string { return strconv.Itoa(n) }
@@ -75,10 +76,12 @@ func (s *Server) accessLog() gin.HandlerFunc {
 	}
 }
 
-// limitBody caps request bodies (413 beyond server.max_body_bytes).
+// limitBody caps request bodies (413 beyond server.max_body_bytes), except
+// file uploads: batch input files are far larger, and createFile caps them
+// at batch.max_file_bytes instead.
 func (s *Server) limitBody() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if c.Request.Body != nil && s.cfg.MaxBodyBytes > 0 {
+		if c.Request.Body != nil && s.cfg.MaxBodyBytes > 0 && !isUpload(c.Request) {
 			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
 		}
 		c.Next()
@@ -105,6 +108,7 @@ func (s *Server) auth() gin.HandlerFunc {
 		}
 		for _, k := range keys {
 			if subtle.ConstantTimeCompare([]byte(token), k) == 1 {
+				c.Set(ctxAPIKey, token)
 				c.Next()
 				return
 			}

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/qwen3-lora/qwen3-server/adapters"
+	"github.com/qwen3-lora/qwen3-server/batch"
 	"github.com/qwen3-lora/qwen3-server/configs"
 	"github.com/qwen3-lora/qwen3-server/conversation"
 	"github.com/qwen3-lora/qwen3-server/engine"
@@ -41,6 +42,9 @@ type Server struct {
 	mu       sync.RWMutex
 	eng      engine.Engine
 	registry *adapters.Registry
+	batches  *batch.Store // nil: the Files and Batch API is off
+
+	lines http.Handler // the router batch lines run through (batchexec.go)
 
 	http     *http.Server
 	listener net.Listener
@@ -56,6 +60,7 @@ func New(cfg configs.ServerConfig, sc configs.SamplingConfig, log *zap.Logger) *
 		Thinking: sc.Thinking.Params(), NonThinking: sc.NonThinking.Params()})
 	s := &Server{cfg: cfg, log: log, started: time.Now(), metrics: newMetrics(), planner: planner}
 	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	s.lines = s.lineRoutes()
 	return s
 }
 
@@ -119,6 +124,15 @@ func (s *Server) routes() http.Handler {
 	v1.GET("/adapters", s.listAdapters)
 	v1.POST("/adapters", s.loadAdapter)
 	v1.DELETE("/adapters/:name", s.unloadAdapter)
+	v1.POST("/files", s.createFile)
+	v1.GET("/files", s.listFiles)
+	v1.GET("/files/:id", s.getFile)
+	v1.DELETE("/files/:id", s.deleteFile)
+	v1.GET("/files/:id/content", s.fileContent)
+	v1.POST("/batches", s.createBatch)
+	v1.GET("/batches", s.listBatches)
+	v1.GET("/batches/:id", s.getBatch)
+	v1.POST("/batches/:id/cancel", s.cancelBatch)
 	if s.cfg.WebUI {
 		page := gin.WrapH(web.Handler())
 		r.GET("/", page)

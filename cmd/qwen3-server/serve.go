@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/qwen3-lora/qwen3-server/adapters"
+	"github.com/qwen3-lora/qwen3-server/batch"
 	"github.com/qwen3-lora/qwen3-server/configs"
 	"github.com/qwen3-lora/qwen3-server/conversation/qwen3"
 	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
@@ -49,6 +50,16 @@ func runServe(args []string) error {
 	routeLlamaLog(log.Named("llama.cpp"))
 
 	srv := server.New(cfg.Server, cfg.Sampling, log.Named("server"))
+	var store *batch.Store
+	if cfg.Batch.DataDir != "" {
+		// Opened before listening, so that a folder in use by another
+		// server fails the start; lines run once the engine is ready.
+		if store, err = batch.Open(cfg.Batch, log); err != nil {
+			return err
+		}
+		defer store.Close()
+		srv.SetBatches(store)
+	}
 	if err := srv.Start(); err != nil {
 		return err
 	}
@@ -69,7 +80,7 @@ func runServe(args []string) error {
 	select {
 	case l := <-ready:
 		if l.err != nil {
-			shutdown(srv, cfg, log)
+			shutdown(srv, store, cfg, log)
 			return l.err
 		}
 		eng = l.eng
@@ -83,7 +94,7 @@ func runServe(args []string) error {
 		if len(cfg.Adapters.Dirs) > 0 {
 			reg, err := adapters.NewRegistry(eng, cfg.Adapters.Dirs, cfg.Adapters.CacheDir, log.Named("adapters"))
 			if err != nil {
-				shutdown(srv, cfg, log)
+				shutdown(srv, store, cfg, log)
 				return err
 			}
 			reg.MaxLoaded = cfg.Adapters.MaxLoaded
@@ -93,7 +104,7 @@ func runServe(args []string) error {
 					scale = 1
 				}
 				if _, err := reg.Load(p.Name, p.Path, scale); err != nil {
-					shutdown(srv, cfg, log)
+					shutdown(srv, store, cfg, log)
 					return fmt.Errorf("adapters.preload %s: %w", p.Name, err)
 				}
 			}
@@ -103,22 +114,37 @@ func runServe(args []string) error {
 			}
 		}
 		srv.SetEngine(eng)
+		if store != nil {
+			if err := store.Start(srv.Executor(), srv.ModelCheck()); err != nil {
+				shutdown(srv, store, cfg, log)
+				eng.Close()
+				return err
+			}
+		}
 		log.Info("ready", zap.String("url", "http://"+srv.Addr()))
 	case <-ctx.Done():
-		shutdown(srv, cfg, log)
+		shutdown(srv, store, cfg, log)
 		return nil
 	}
 	<-ctx.Done()
 	log.Info("shutting down", zap.Duration("grace", cfg.Server.ShutdownGrace))
-	shutdown(srv, cfg, log)
+	shutdown(srv, store, cfg, log)
 	return eng.Close()
 }
 
-func shutdown(srv *server.Server, cfg *configs.Config, log *zap.Logger) {
+// shutdown stops the HTTP server and the batch runner (store may be nil)
+// within one grace period; batch lines cut by it stay pending and run
+// after the next start.
+func shutdown(srv *server.Server, store *batch.Store, cfg *configs.Config, log *zap.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)
 	defer cancel()
 	if err := srv.Stop(ctx); err != nil {
 		log.Warn("requests still running at the end of the grace period were cut", zap.Error(err))
+	}
+	if store != nil {
+		if err := store.Stop(ctx); err != nil {
+			log.Warn("batch lines still running at the end of the grace period were cut; they run again after a restart", zap.Error(err))
+		}
 	}
 }
 
