@@ -32,12 +32,20 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // when the test ends. It returns the address and the server's log.
 func startBinary(t *testing.T, args ...string) (string, *syncBuffer) {
 	t.Helper()
+	addr, _, logs := startBinaryEnv(t, nil, args...)
+	return addr, logs
+}
+
+// startBinaryEnv is startBinary with env added to the server's bare
+// environment, and the process (for tests that kill it).
+func startBinaryEnv(t *testing.T, env []string, args ...string) (string, *exec.Cmd, *syncBuffer) {
+	t.Helper()
 	root := testutil.RepoRoot(t)
 	addr := freeAddr(t)
 	logs := &syncBuffer{}
 	srv := exec.Command(filepath.Join(root, "bin", "qwen3-server"), append([]string{"serve", "--addr", addr}, args...)...)
 	srv.Stdout, srv.Stderr = logs, logs
-	srv.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	srv.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +58,7 @@ func startBinary(t *testing.T, args ...string) (string, *syncBuffer) {
 		if resp, err := http.Get("http://" + addr + "/health"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return addr, logs
+				return addr, srv, logs
 			}
 		}
 		if time.Now().After(deadline) {
