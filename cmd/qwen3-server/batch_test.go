@@ -7,10 +7,14 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/qwen3-lora/qwen3-server/batch"
 	"github.com/qwen3-lora/qwen3-server/internal/testutil"
 )
 
@@ -143,5 +147,80 @@ func TestBatchSurvivesKill(t *testing.T) {
 	}
 	if !strings.Contains(logs2.String(), "batch runner started") {
 		t.Errorf("the restarted server did not start the runner:\n%s", logs2)
+	}
+}
+
+// run-batch: vLLM's offline format through files and through stdin and
+// stdout; a line a handler refuses is an answered line (400), an invalid
+// input fails the run naming the line.
+func TestRunBatch(t *testing.T) {
+	bin := filepath.Join(testutil.RepoRoot(t), "bin", "qwen3-server")
+	model := []string{"--model", testutil.Model(t, "tiny-random.gguf"), "--gpu-layers", "0", "--ctx-size", "256", "--parallel", "2"}
+	input := `{"custom_id":"a","method":"POST","url":"/v1/completions","body":{"model":"tiny-random","prompt":"Hi","max_tokens":3}}
+{"custom_id":"b","method":"POST","url":"/v1/completions","body":{"model":"tiny-random","prompt":"Yo","max_tokens":-1}}
+
+{"custom_id":"c","method":"POST","url":"/v1/completions","body":{"model":"tiny-random","prompt":["x","y"],"max_tokens":2}}
+`
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "out.jsonl")
+	os.WriteFile(in, []byte(input), 0o644)
+	check := func(what string, data []byte) {
+		t.Helper()
+		status := map[string]int{}
+		for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			var o struct {
+				ID       string `json:"id"`
+				CustomID string `json:"custom_id"`
+				Response struct {
+					StatusCode int `json:"status_code"`
+					Body       struct {
+						Choices []json.RawMessage `json:"choices"`
+					} `json:"body"`
+				} `json:"response"`
+			}
+			if err := json.Unmarshal([]byte(l), &o); err != nil || !strings.HasPrefix(o.ID, "batch_req_") {
+				t.Fatalf("%s: line %s: %v", what, l, err)
+			}
+			if _, dup := status[o.CustomID]; dup {
+				t.Fatalf("%s: %s twice", what, o.CustomID)
+			}
+			status[o.CustomID] = o.Response.StatusCode
+			if o.CustomID == "c" && len(o.Response.Body.Choices) != 2 {
+				t.Fatalf("%s: a prompt array gives a choice per prompt: %s", what, l)
+			}
+		}
+		if fmt.Sprint(status) != "map[a:200 b:400 c:200]" {
+			t.Fatalf("%s: statuses %v", what, status)
+		}
+	}
+	cmd := exec.Command(bin, append([]string{"run-batch", "-i", in, "-o", out}, model...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("run-batch: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "] 3/3") || !strings.Contains(stderr.String(), "3 requests: 2 succeeded, 1 failed") {
+		t.Errorf("no progress bar or summary on stderr:\n%s", stderr.String())
+	}
+	data, _ := os.ReadFile(out)
+	check("files", data)
+
+	cmd = exec.Command(bin, append([]string{"run-batch", "-i", "-", "-o", "-", "--no-progress"}, model...)...)
+	cmd.Stdin = strings.NewReader(input)
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("run-batch on stdin/stdout: %v", err)
+	}
+	check("stdin/stdout", stdout)
+
+	bad := input + `{"custom_id":"a","method":"POST","url":"/v1/completions","body":{"model":"tiny-random","prompt":"dup"}}` + "\n"
+	cmd = exec.Command(bin, append([]string{"run-batch", "-i", "-", "-o", filepath.Join(dir, "bad.jsonl")}, model...)...)
+	cmd.Stdin = strings.NewReader(bad)
+	msg, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(msg), "line 5:") || !strings.Contains(string(msg), batch.CodeDuplicateCustomID) {
+		t.Fatalf("a duplicate custom_id: want a failure naming line 5, got %v\n%s", err, msg)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bad.jsonl")); err == nil {
+		t.Fatal("a failed run wrote an output file")
 	}
 }

@@ -2,6 +2,7 @@
 // API. Subcommands:
 //
 //	serve   run the server
+//	run-batch  run a Batch API input file offline (vLLM's run-batch)
 //	model   generate test and benchmark models (random or chain weights)
 //	bench   measure the engine: raw decode loop against the scheduler
 //	quantize  llama.cpp's quantizer (Q8_0, Q4_K_M, …)
@@ -19,6 +20,7 @@ const usage = `qwen3-server: serve fine-tuned Qwen3 GGUF models (OpenAI-compatib
 
 Usage:
   qwen3-server serve [--config FILE] [--model FILE.gguf] [flags]   run the server
+  qwen3-server run-batch -i IN.jsonl -o OUT.jsonl [--model FILE.gguf]  batch file offline (- = stdin/stdout)
   qwen3-server model random --shape tiny|qwen3-4b --tokenizer DIR --out FILE
   qwen3-server model chain --tokenizer DIR --out FILE               deterministic test model
   qwen3-server bench --model FILE [--parallel 1,4,16,64] [flags]     raw loop vs scheduler
@@ -39,6 +41,8 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		err = runServe(os.Args[2:])
+	case "run-batch":
+		err = runBatch(os.Args[2:])
 	case "model":
 		err = runModel(os.Args[2:])
 	case "bench":

@@ -91,27 +91,13 @@ func runServe(args []string) error {
 			// and tool calls depend on it. See README, "Chat template".
 			log.Warn("the model's chat template is not the official Qwen3 template; prompts are rendered with the built-in Qwen3 template")
 		}
-		if len(cfg.Adapters.Dirs) > 0 {
-			reg, err := adapters.NewRegistry(eng, cfg.Adapters.Dirs, cfg.Adapters.CacheDir, log.Named("adapters"))
-			if err != nil {
-				shutdown(srv, store, cfg, log)
-				return err
-			}
-			reg.MaxLoaded = cfg.Adapters.MaxLoaded
-			for _, p := range cfg.Adapters.Preload {
-				scale := p.Scale
-				if scale == 0 {
-					scale = 1
-				}
-				if _, err := reg.Load(p.Name, p.Path, scale); err != nil {
-					shutdown(srv, store, cfg, log)
-					return fmt.Errorf("adapters.preload %s: %w", p.Name, err)
-				}
-			}
+		reg, err := loadAdapters(ctx, eng, cfg, log)
+		if err != nil {
+			shutdown(srv, store, cfg, log)
+			return err
+		}
+		if reg != nil {
 			srv.SetAdapters(reg)
-			if cfg.Adapters.Watch > 0 {
-				go reg.Watch(ctx, cfg.Adapters.Watch)
-			}
 		}
 		srv.SetEngine(eng)
 		if store != nil {
@@ -130,6 +116,33 @@ func runServe(args []string) error {
 	log.Info("shutting down", zap.Duration("grace", cfg.Server.ShutdownGrace))
 	shutdown(srv, store, cfg, log)
 	return eng.Close()
+}
+
+// loadAdapters sets up the adapter registry when adapters.dirs is set
+// (nil otherwise), loads the preloads and, with adapters.watch, watches
+// the folders until ctx ends.
+func loadAdapters(ctx context.Context, eng *scheduler.Engine, cfg *configs.Config, log *zap.Logger) (*adapters.Registry, error) {
+	if len(cfg.Adapters.Dirs) == 0 {
+		return nil, nil
+	}
+	reg, err := adapters.NewRegistry(eng, cfg.Adapters.Dirs, cfg.Adapters.CacheDir, log.Named("adapters"))
+	if err != nil {
+		return nil, err
+	}
+	reg.MaxLoaded = cfg.Adapters.MaxLoaded
+	for _, p := range cfg.Adapters.Preload {
+		scale := p.Scale
+		if scale == 0 {
+			scale = 1
+		}
+		if _, err := reg.Load(p.Name, p.Path, scale); err != nil {
+			return nil, fmt.Errorf("adapters.preload %s: %w", p.Name, err)
+		}
+	}
+	if cfg.Adapters.Watch > 0 {
+		go reg.Watch(ctx, cfg.Adapters.Watch)
+	}
+	return reg, nil
 }
 
 // shutdown stops the HTTP server and the batch runner (store may be nil)
