@@ -16,14 +16,14 @@ const chromium = "/usr/bin/chromium"
 // TestWebPage drives the chat page in Debian's headless Chromium
 // (tests/web/web.test.mjs, playwright-core) against two real servers: the
 // chain model behind an API key (reasoning and answer, thinking switch,
-// errors) and the random model with a LoRA adapter loaded (picker, compare
+// errors, the batches panel) and the random model with a LoRA adapter loaded (picker, compare
 // mode, stop). Screenshots go to artifacts/web/.
 func TestWebPage(t *testing.T) {
 	if _, err := os.Stat(chromium); err != nil {
 		t.Fatalf("%s not found: install Debian's chromium package (.ci/run does)", chromium)
 	}
 	chainAddr, chainLogs := startBinary(t, "--model", testutil.Model(t, "tiny-chain.gguf"), "--gpu-layers", "0",
-		"--ctx-size", "256", "--parallel", "2", "--api-key", "test-key")
+		"--ctx-size", "256", "--parallel", "2", "--api-key", "test-key", "--batch-dir", t.TempDir())
 
 	adapterDir := t.TempDir()
 	peft := filepath.Join(adapterDir, "medical-lora")

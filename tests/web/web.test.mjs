@@ -238,3 +238,49 @@ test("adapter picker, stop, compare mode, phone layout, dark mode", async () => 
     assert.deepEqual(unnamed, []);
   }, { width: 390, height: 844 });
 });
+
+// createBatch uploads lines and creates a batch on the chain server.
+async function createBatch(lines) {
+  const auth = { Authorization: "Bearer " + API_KEY };
+  const form = new FormData();
+  form.append("purpose", "batch");
+  form.append("file", new Blob([lines.map((l) => JSON.stringify(l)).join("\n") + "\n"]), "in.jsonl");
+  let resp = await fetch(CHAIN_URL + "/v1/files", { method: "POST", headers: auth, body: form });
+  assert.equal(resp.status, 200, await resp.clone().text());
+  const file = await resp.json();
+  resp = await fetch(CHAIN_URL + "/v1/batches", {
+    method: "POST", headers: { ...auth, "Content-Type": "application/json" },
+    body: JSON.stringify({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" }),
+  });
+  assert.equal(resp.status, 200, await resp.clone().text());
+  return (await resp.json()).id;
+}
+
+test("batches panel: status, progress bar, counts, output download", async () => {
+  const line = (id) => ({ custom_id: id, method: "POST", url: "/v1/chat/completions",
+    body: { model: "tiny-chain", messages: [{ role: "user", content: "Hi" }] } });
+  const good = await createBatch([line("one"), line("two")]);
+  const bad = await createBatch([line("dup"), line("dup")]);
+  await withPage(async (page) => {
+    await page.goto(CHAIN_URL);
+    await page.waitForSelector("#notice:not([hidden])");
+    await page.fill("#api-key", API_KEY);
+    await page.press("#api-key", "Tab");
+    await page.waitForSelector("#notice", { state: "hidden" });
+    await page.click("#batches-toggle");
+    // The panel refreshes itself until both batches are over.
+    const row = (id) => page.locator(`#batch-rows tr[data-batch="${id}"]`);
+    await row(good).locator(".status-completed").waitFor({ timeout: 60000 });
+    await row(bad).locator(".status-failed").waitFor({ timeout: 60000 });
+    assert.equal(await row(good).locator(".counts").textContent(), "2 / 2");
+    const bar = await row(good).locator("progress").evaluate((p) => [p.value, p.max]);
+    assert.deepEqual(bar, [2, 2]);
+    assert.equal(await row(bad).locator("a").count(), 0, "a failed batch has no result files");
+    assert.match(await row(bad).locator(".status").getAttribute("title"), /^line 2: .*dup/, "a failed batch's status tells why");
+    await shot(page, "batches");
+    const [dl] = await Promise.all([page.waitForEvent("download"), row(good).locator("a.file-output").click()]);
+    const lines = readFileSync(await dl.path(), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((l) => l.custom_id).sort(), ["one", "two"]);
+    for (const l of lines) assert.equal(l.response.body.choices[0].message.content, "Hello!");
+  });
+});

@@ -1,5 +1,6 @@
 // The chat page: a client of the server's OpenAI-compatible API like any
-// other (GET /v1/models, POST /v1/chat/completions with stream: true).
+// other (GET /v1/models, POST /v1/chat/completions with stream: true,
+// GET /v1/batches and /v1/files/{id}/content for the batches panel).
 // State lives in localStorage: settings, and the conversations.
 (function () {
   "use strict";
@@ -452,13 +453,86 @@
 
   function exportAll() {
     const blob = new Blob([JSON.stringify({ exported: new Date().toISOString(), conversations: convs }, null, 2)], { type: "application/json" });
+    saveBlob(blob, "qwen3-conversations.json");
+  }
+
+  // saveBlob has the browser save blob as a file called name.
+  function saveBlob(blob, name) {
     const a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
-    a.download = "qwen3-conversations.json";
+    a.download = name;
     document.body.append(a);
     a.click();
     a.remove();
     setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  }
+
+  // ---- batches ----
+
+  let batchTimer = null;
+
+  // loadBatches fills the batches table (the newest 100 of this key's) and,
+  // while the panel is open and a batch is not finished, refreshes it.
+  async function loadBatches() {
+    clearTimeout(batchTimer);
+    if ($("batches").hidden) return;
+    let list;
+    try {
+      const resp = await fetch("/v1/batches?limit=100", { headers: headers() });
+      if (!resp.ok) throw await apiError(resp);
+      list = (await resp.json()).data || [];
+    } catch (err) {
+      $("batch-rows").replaceChildren();
+      $("batches-note").textContent = err instanceof ApiError && err.code === "batches_disabled"
+        ? "Batches are off on this server (it needs batch.data_dir)." : plain(err);
+      return;
+    }
+    $("batches-note").textContent = list.length ? "" : "No batches yet. Create one with POST /v1/batches (see the README).";
+    $("batch-rows").replaceChildren(...list.map(batchRow));
+    const open = ["validating", "in_progress", "finalizing", "cancelling"];
+    if (list.some((b) => open.includes(b.status))) batchTimer = setTimeout(loadBatches, 2000);
+  }
+
+  function batchRow(b) {
+    const tr = document.createElement("tr");
+    tr.dataset.batch = b.id;
+    const cell = (...kids) => { const td = document.createElement("td"); td.append(...kids); tr.append(td); return td; };
+    const c = b.request_counts || { total: 0, completed: 0, failed: 0 };
+    const done = c.completed + c.failed;
+    cell(b.id).title = new Date(b.created_at * 1000).toLocaleString() + " · " + b.endpoint;
+    const status = cell(b.status.replace("_", " "));
+    status.className = "status status-" + b.status;
+    const errs = (b.errors && b.errors.data) || [];
+    if (errs.length) status.title = errs.map((e) => (e.line ? "line " + e.line + ": " : "") + e.message).join("\n");
+    const bar = document.createElement("progress");
+    bar.max = Math.max(c.total, 1);
+    bar.value = b.status === "completed" && c.total === 0 ? 1 : done;
+    bar.setAttribute("aria-label", b.id + ": " + done + " of " + c.total + " requests done");
+    cell(bar);
+    cell(done + " / " + c.total + (c.failed ? " (" + c.failed + " failed)" : "")).className = "counts";
+    const links = cell();
+    for (const [name, id] of [["output", b.output_file_id], ["errors", b.error_file_id]]) {
+      if (!id) continue;
+      const a = document.createElement("a");
+      a.href = "/v1/files/" + encodeURIComponent(id) + "/content";
+      a.textContent = name;
+      a.className = "file-" + name;
+      a.addEventListener("click", (e) => { e.preventDefault(); download(id, b.id + "-" + name + ".jsonl"); });
+      links.append(a);
+    }
+    return tr;
+  }
+
+  // download fetches a file with the API key (a plain link cannot send it)
+  // and saves it.
+  async function download(id, name) {
+    try {
+      const resp = await fetch("/v1/files/" + encodeURIComponent(id) + "/content", { headers: headers() });
+      if (!resp.ok) throw await apiError(resp);
+      saveBlob(await resp.blob(), name);
+    } catch (err) {
+      $("batches-note").textContent = plain(err);
+    }
   }
 
   function closeSidebar() { document.body.classList.remove("sidebar-open"); }
@@ -478,6 +552,13 @@
       $("settings").hidden = !open;
       e.target.setAttribute("aria-expanded", String(open));
     });
+    $("batches-toggle").addEventListener("click", (e) => {
+      const open = $("batches").hidden;
+      $("batches").hidden = !open;
+      e.target.setAttribute("aria-expanded", String(open));
+      loadBatches();
+    });
+    $("batches-refresh").addEventListener("click", loadBatches);
     $("compare-toggle").addEventListener("change", (e) => setCompare(e.target.checked));
     $("new-chat").addEventListener("click", () => { if (running.length) return; newConversation(); renderConversation(); closeSidebar(); $("prompt").focus(); });
     $("delete-chat").addEventListener("click", () => {
