@@ -101,3 +101,16 @@ func TestNodeSDK(t *testing.T) {
 	}()
 	t.Logf("%s", nodeTest(t, "node", "sdk.test.mjs", "openai", "BASE_URL=http://"+addr+"/v1"))
 }
+
+// TestNodeSDKBatches runs tests/node/batch.test.mjs — the Batch API through
+// the official Node SDK — against the built binary with two API keys.
+func TestNodeSDKBatches(t *testing.T) {
+	addr, logs := startBinary(t, "--model", testutil.Model(t, "tiny-chain.gguf"), "--gpu-layers", "0", "--ctx-size", "256", "--parallel", "2",
+		"--api-key", "test-key", "--api-key", "other-key", "--batch-dir", t.TempDir())
+	defer func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	}()
+	t.Logf("%s", nodeTest(t, "node", "batch.test.mjs", "openai", "BASE_URL=http://"+addr+"/v1"))
+}
