@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/qwen3-lora/qwen3-server/adapters"
+	batchpkg "github.com/qwen3-lora/qwen3-server/batch"
 	"github.com/qwen3-lora/qwen3-server/configs"
 	"github.com/qwen3-lora/qwen3-server/engine"
 	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
@@ -46,6 +48,10 @@ func runBench(args []string) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole run to this file (go tool pprof)")
 	adapterLevels := fs.String("adapter-levels", "1,16", "with --adapters: sequence counts to compare adapter and base at (16 adds the mixed-adapters row)")
 	adapterDType := fs.String("adapter-dtype", "BF16", "with --adapters: the PEFT weights' type (BF16 converts to an F32 GGUF, F16 stays F16)")
+	batchMode := fs.Bool("batch", false, "measure the Batch API instead: interactive TTFT idle vs while a large batch runs, and batch-line throughput vs plain requests (slots: the largest --parallel level)")
+	batchLines := fs.Int("batch-lines", 512, "with --batch: lines of the large batch (the throughput runs use a quarter)")
+	batchConc := fs.Int("batch-concurrency", batchpkg.DefaultConfig().MaxConcurrency, "with --batch: batch.max_concurrency, and the plain clients compared with it")
+	interactive := fs.Int("interactive", 4, "with --batch: concurrent interactive clients in the TTFT runs")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -123,6 +129,9 @@ func runBench(args []string) error {
 		}
 		return runAdapterBench(opts, m, *nAdapters, *adapterDType, log, device, *out)
 	}
+	if *batchMode {
+		return runBatchBench(opts, log, device, m.Desc(), *out, *batchLines, *batchConc, *interactive)
+	}
 	if *httpMode {
 		return runHTTPBench(opts, log, device, m.Desc(), *out, *peerURL, *peerModel, *peerName)
 	}
@@ -196,6 +205,106 @@ func runHTTPBench(o bench.Options, log *zap.Logger, device, desc, out, peerURL, 
 		b.WriteString("\n")
 	}
 	b.WriteString("\n" + idle)
+	fmt.Print(b.String())
+	if out != "" {
+		return os.WriteFile(out, []byte(b.String()), 0o644)
+	}
+	return nil
+}
+
+// runBatchBench serves the Batch API on the scheduler (slots: the largest
+// level) and measures issue 16's two targets through HTTP: interactive time
+// to first token while a large batch runs against idle (≤ 1.5×), and a
+// batch's throughput on an idle server against plain requests at the same
+// concurrency (≥ 0.9×).
+func runBatchBench(o bench.Options, log *zap.Logger, device, desc, out string, lines, conc, interactive int) error {
+	slots := slices.Max(o.Parallel)
+	e := scheduler.NewWithContext(o.Model, o.Context, scheduler.Options{
+		ModelID: "bench", ContextSize: o.PromptLen + o.GenLen + 64, Parallel: slots, BatchSize: o.BatchSize, QueueSize: 64, LowMax: conc,
+	}, log)
+	defer e.Close()
+	dir, err := os.MkdirTemp("", "bench-batch")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bc := batchpkg.DefaultConfig()
+	bc.DataDir, bc.MaxConcurrency, bc.PollInterval = dir, conc, 50*time.Millisecond
+	store, err := batchpkg.Open(bc, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	cfg, _ := configs.Load(nil, nil)
+	cfg.Server.Addr = "127.0.0.1:0"
+	srv := server.New(cfg.Server, cfg.Sampling, log)
+	srv.SetEngine(e)
+	srv.SetBatches(store)
+	if err := store.Start(srv.Executor(), srv.ModelCheck()); err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Stop(ctx)
+		store.Stop(ctx)
+	}()
+	ctx := context.Background()
+	base := "http://" + srv.Addr() + "/v1"
+	chat := bench.HTTPOptions{BaseURL: base, Model: "bench", Prompts: bench.RandomTextPrompts(interactive, o.PromptLen-8), GenLen: o.GenLen, IgnoreEOS: true}
+	job := bench.BatchJob{BaseURL: base, Model: "bench", Prompts: bench.RandomTextPrompts(lines, o.PromptLen-8), GenLen: o.GenLen}
+
+	idle, err := bench.HTTPRun(ctx, "idle", chat)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "interactive TTFT idle: p50 %v p95 %v\n", idle.TTFTp50, idle.TTFTp95)
+	id, err := bench.StartBatch(ctx, job)
+	if err != nil {
+		return err
+	}
+	if err := bench.WaitRunning(ctx, base, id); err != nil {
+		return err
+	}
+	loaded, err := bench.HTTPRun(ctx, "under batch", chat)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "interactive TTFT while a %d-line batch runs: p50 %v p95 %v\n", lines, loaded.TTFTp50, loaded.TTFTp95)
+	if err := bench.CancelBatch(ctx, base, id); err != nil {
+		return err
+	}
+	for { // the cancelled batch's lines leave the slots
+		if st := e.Stats(); st.BusySlots == 0 && st.QueueDepth == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	small := job
+	small.Prompts = job.Prompts[:max(lines/4, conc)]
+	asBatch, err := bench.RunBatch(ctx, small)
+	if err != nil {
+		return err
+	}
+	plain, err := bench.RunPlain(ctx, small, conc)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "%d lines: batch %.0f tok/s, plain x%d %.0f tok/s\n", len(small.Prompts), asBatch.TokensPerSecond(), conc, plain.TokensPerSecond())
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "device: %s; model: %s; %d slots; prompt ~%d tokens (text), %d generated; batch.max_concurrency %d; %d interactive clients\n\n",
+		device, desc, slots, o.PromptLen, o.GenLen, conc, interactive)
+	b.WriteString("| measure | reference | with batches | ratio | target |\n| --- | ---: | ---: | ---: | --- |\n")
+	fmt.Fprintf(&b, "| interactive TTFT p50 (idle → while a %d-line batch runs) | %s | %s | %.2f | ≤ 1.5 |\n", lines,
+		idle.TTFTp50.Round(100*time.Microsecond), loaded.TTFTp50.Round(100*time.Microsecond), loaded.TTFTp50.Seconds()/idle.TTFTp50.Seconds())
+	fmt.Fprintf(&b, "| interactive TTFT p95 | %s | %s | %.2f | |\n",
+		idle.TTFTp95.Round(100*time.Microsecond), loaded.TTFTp95.Round(100*time.Microsecond), loaded.TTFTp95.Seconds()/idle.TTFTp95.Seconds())
+	fmt.Fprintf(&b, "| tok/s of %d requests (%d plain clients → one batch) | %.0f | %.0f | %.2f | ≥ 0.9 |\n", len(small.Prompts), conc,
+		plain.TokensPerSecond(), asBatch.TokensPerSecond(), asBatch.TokensPerSecond()/plain.TokensPerSecond())
 	fmt.Print(b.String())
 	if out != "" {
 		return os.WriteFile(out, []byte(b.String()), 0o644)
