@@ -5,6 +5,7 @@ package server
 // lines through this server's own chat and completions handlers.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -105,6 +106,11 @@ func (s *Server) createFile(c *gin.Context) {
 }
 
 func (s *Server) listFiles(c *gin.Context) {
+	s.listed(c, func(st *batch.Store, p batch.ListParams) (any, error) { return st.ListFiles(c.Request.Context(), owner(c), p) })
+}
+
+// listed answers a list request: list with the query's parameters.
+func (s *Server) listed(c *gin.Context, list func(*batch.Store, batch.ListParams) (any, error)) {
 	st, ok := s.batchStore(c)
 	if !ok {
 		return
@@ -114,19 +120,7 @@ func (s *Server) listFiles(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	answer(s, c)(st.ListFiles(c.Request.Context(), owner(c), p))
-}
-
-func (s *Server) getFile(c *gin.Context) {
-	if st, ok := s.batchStore(c); ok {
-		answer(s, c)(st.GetFile(c.Request.Context(), owner(c), c.Param("id")))
-	}
-}
-
-func (s *Server) deleteFile(c *gin.Context) {
-	if st, ok := s.batchStore(c); ok {
-		answer(s, c)(st.DeleteFile(c.Request.Context(), owner(c), c.Param("id")))
-	}
+	answer(s, c)(list(st, p))
 }
 
 // fileContent serves the bytes as stored, as application/jsonl, and tells
@@ -169,27 +163,16 @@ func (s *Server) createBatch(c *gin.Context) {
 }
 
 func (s *Server) listBatches(c *gin.Context) {
-	st, ok := s.batchStore(c)
-	if !ok {
-		return
-	}
-	p, err := listParams(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	answer(s, c)(st.ListBatches(c.Request.Context(), owner(c), p))
+	s.listed(c, func(st *batch.Store, p batch.ListParams) (any, error) { return st.ListBatches(c.Request.Context(), owner(c), p) })
 }
 
-func (s *Server) getBatch(c *gin.Context) {
-	if st, ok := s.batchStore(c); ok {
-		answer(s, c)(st.GetBatch(c.Request.Context(), owner(c), c.Param("id")))
-	}
-}
-
-func (s *Server) cancelBatch(c *gin.Context) {
-	if st, ok := s.batchStore(c); ok {
-		answer(s, c)(st.CancelBatch(c.Request.Context(), owner(c), c.Param("id")))
+// byID is the handler of a store call on the object named by the path's
+// id, for the request's owner (get, delete, cancel).
+func byID[T any](s *Server, op func(st *batch.Store, ctx context.Context, owner, id string) (T, error)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if st, ok := s.batchStore(c); ok {
+			answer(s, c)(op(st, c.Request.Context(), owner(c), c.Param("id")))
+		}
 	}
 }
 

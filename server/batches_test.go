@@ -56,6 +56,14 @@ func batchServer(t *testing.T, e engine.Engine, sc configs.ServerConfig, mutate 
 	return s, store
 }
 
+// blockedFake is a fake engine whose every chunk waits for a send on block
+// (or its close).
+func blockedFake() (*fake.Engine, chan struct{}) {
+	f := fake.New("x")
+	f.Block = make(chan struct{})
+	return f, f.Block
+}
+
 // chatLine is a batch input line of a chat request.
 func chatLine(customID, model, content string) string {
 	b, _ := json.Marshal(map[string]any{"custom_id": customID, "method": "POST", "url": "/v1/chat/completions",
@@ -344,9 +352,7 @@ func TestUploadLimits(t *testing.T) {
 // With API keys, another key's files and batches are not found (404, not
 // 403), and ids cannot name paths.
 func TestBatchCrossKeyIsolation(t *testing.T) {
-	block := make(chan struct{})
-	f := fake.New("x")
-	f.Block = block
+	f, block := blockedFake()
 	defer close(block)
 	s, _ := batchServer(t, f, configs.ServerConfig{APIKeys: []string{"key-a", "key-b"}}, nil)
 	file := uploadFile(t, s, "key-a", []string{chatLine("1", "fake-qwen3", "hi")})
@@ -385,9 +391,7 @@ func TestBatchCrossKeyIsolation(t *testing.T) {
 
 // Cancel: running lines end, finished ones are kept, the rest never run.
 func TestBatchCancel(t *testing.T) {
-	block := make(chan struct{})
-	f := fake.New("x")
-	f.Block = block
+	f, block := blockedFake()
 	s, _ := batchServer(t, f, configs.ServerConfig{}, func(c *batch.Config) { c.MaxConcurrency = 1 })
 	var lines []string
 	for i := range 5 {
@@ -419,9 +423,7 @@ func TestBatchCancel(t *testing.T) {
 // Expiry, on a short window (whole seconds: the API's times are Unix
 // seconds): lines not run by then are batch_expired in the error file.
 func TestBatchExpires(t *testing.T) {
-	block := make(chan struct{})
-	f := fake.New("x")
-	f.Block = block
+	f, block := blockedFake()
 	defer close(block)
 	s, _ := batchServer(t, f, configs.ServerConfig{}, func(c *batch.Config) { c.MaxConcurrency = 1 }, batch.WithCompletionWindow(2*time.Second))
 	b := startBatch(t, s, "", uploadFile(t, s, "", []string{chatLine("1", "fake-qwen3", "a"), chatLine("2", "fake-qwen3", "b")}).ID, "/v1/chat/completions")

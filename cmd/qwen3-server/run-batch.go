@@ -51,15 +51,11 @@ func runBatch(args []string) error {
 	if !fs.Changed("log-level") {
 		cfg.Log.Level = "warn" // the progress bar is the output on stderr
 	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	log, err := newLogger(cfg.Log)
+	log, err := validatedLogger(cfg)
 	if err != nil {
 		return err
 	}
 	defer log.Sync()
-	routeLlamaLog(log.Named("llama.cpp"))
 
 	input, err := readInput(*in)
 	if err != nil {

@@ -36,10 +36,7 @@ func runServe(args []string) error {
 	if cfg.Model.Path == "" && *demo != "" {
 		cfg.Model.Path, demoMode = *demo, true
 	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	log, err := newLogger(cfg.Log)
+	log, err := validatedLogger(cfg)
 	if err != nil {
 		return err
 	}
@@ -47,7 +44,6 @@ func runServe(args []string) error {
 	if demoMode {
 		log.Warn("no model configured: serving the generated DEMO model; its weights are random, so its text is noise. Pass --model FILE.gguf for a real Qwen3.", zap.String("model", cfg.Model.Path))
 	}
-	routeLlamaLog(log.Named("llama.cpp"))
 
 	srv := server.New(cfg.Server, cfg.Sampling, log.Named("server"))
 	var store *batch.Store
@@ -191,6 +187,21 @@ func libDir(configured string) string {
 		exe = real
 	}
 	return filepath.Join(filepath.Dir(exe), "..", "lib", "ollama")
+}
+
+// validatedLogger validates cfg and builds the logger it configures, with
+// llama.cpp's log routed to it: the start of every command that loads a
+// model with the server's configuration.
+func validatedLogger(cfg *configs.Config) (*zap.Logger, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	log, err := newLogger(cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	routeLlamaLog(log.Named("llama.cpp"))
+	return log, nil
 }
 
 func newLogger(c configs.LogConfig) (*zap.Logger, error) {

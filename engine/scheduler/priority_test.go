@@ -31,6 +31,15 @@ func hold(t *testing.T, e *Engine, ctx context.Context, p engine.Priority, wg *s
 	}
 }
 
+// background runs req until it ends or ctx does, counted in wg.
+func background(e *Engine, ctx context.Context, wg *sync.WaitGroup, req engine.Request) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.Generate(ctx, &req, func(engine.Chunk) error { return nil })
+	}()
+}
+
 // A slot that frees up goes to the interactive request queued after a
 // batch line, not to the batch line that waited longer.
 func TestInteractiveAdmittedBeforeLow(t *testing.T) {
@@ -72,11 +81,7 @@ func TestLowMaxCapsLowPriority(t *testing.T) {
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 	hold(t, e, ctx, engine.PriorityLow, &wg)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		e.Generate(ctx, &engine.Request{Prompt: "second low", IgnoreEOS: true, MaxTokens: 100000, Priority: engine.PriorityLow}, func(engine.Chunk) error { return nil })
-	}()
+	background(e, ctx, &wg, engine.Request{Prompt: "second low", IgnoreEOS: true, MaxTokens: 100000, Priority: engine.PriorityLow})
 	waitFor(t, func() bool { s := e.Stats(); return s.BusySlots == 1 && s.QueueDepth == 1 }, "one low running, one low queued")
 	time.Sleep(50 * time.Millisecond) // several steps: the second must stay queued
 	if s := e.Stats(); s.BusySlots != 1 || s.QueueDepth != 1 {
@@ -96,11 +101,7 @@ func TestLowPriorityQueueRoomIsSeparate(t *testing.T) {
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 	hold(t, e, ctx, engine.PriorityLow, &wg)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		e.Generate(ctx, &engine.Request{Prompt: "queued low", MaxTokens: 1, Priority: engine.PriorityLow}, func(engine.Chunk) error { return nil })
-	}()
+	background(e, ctx, &wg, engine.Request{Prompt: "queued low", MaxTokens: 1, Priority: engine.PriorityLow})
 	waitFor(t, func() bool { return e.Stats().QueueDepth == 1 }, "a low request queued")
 	_, err := e.Generate(ctx, &engine.Request{Prompt: "one low too many", MaxTokens: 1, Priority: engine.PriorityLow}, func(engine.Chunk) error { return nil })
 	if !errors.Is(err, engine.ErrOverloaded) {
