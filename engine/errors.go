@@ -45,6 +45,10 @@ func (e *Error) Error() string { return e.Message }
 // ErrOverloaded is returned when every slot is busy and the queue is full.
 var ErrOverloaded = &Error{Kind: KindOverloaded, Message: "server overloaded: all slots busy and the request queue is full; retry later"}
 
+// ErrPreempted ends a PriorityLow request whose slot an interactive
+// request needed: like ErrOverloaded, "retry later" (a batch line runs again).
+var ErrPreempted = &Error{Kind: KindOverloaded, Message: "preempted: an interactive request needed the slot; retry later"}
+
 // ErrClosed is returned for requests to, or still running in, a closed engine.
 var ErrClosed = &Error{Kind: KindUnavailable, Message: "engine is shutting down"}
 

@@ -56,12 +56,17 @@ func (e *Engine) reap() {
 // slot whose cached tokens share the longest prefix with its prompt.
 // Interactive requests go first, in arrival order; a low-priority one
 // (a batch line) only when no interactive request waits and fewer than
-// Options.LowMax low-priority ones are in slots.
+// Options.LowMax low-priority ones are in slots. An interactive request
+// that finds every slot busy takes one from a low-priority sequence
+// (preempt): batch lines only ever use slots interactive requests leave.
 func (e *Engine) admit() {
 	for {
 		free := e.freeSlots()
 		if len(free) == 0 {
-			return
+			if !e.preempt() {
+				return
+			}
+			continue
 		}
 		e.mu.Lock()
 		seq := e.dequeue()
@@ -102,6 +107,34 @@ func (e *Engine) admit() {
 			e.lowBusy++
 		}
 	}
+}
+
+// preempt frees a slot for a waiting interactive request by ending the
+// low-priority sequence that has generated least (the least work lost)
+// with ErrPreempted; its cached cells stay for the prefix cache. It
+// reports whether it freed one.
+func (e *Engine) preempt() bool {
+	e.mu.Lock()
+	waiting := len(e.queue) > e.queuedLow
+	e.mu.Unlock()
+	if !waiting || e.lowBusy == 0 {
+		return false
+	}
+	var victim *slot
+	for _, s := range e.slots {
+		if s.seq != nil && s.seq.req.Priority == engine.PriorityLow && (victim == nil || s.seq.generated < victim.seq.generated) {
+			victim = s
+		}
+	}
+	if victim == nil {
+		return false
+	}
+	e.log.Debug("preempting a low-priority sequence for an interactive request", zap.Int("slot", victim.id), zap.Int("generated", victim.seq.generated))
+	e.finish(victim, "", engine.ErrPreempted)
+	// Woken now: the loop may find nothing to step (the interactive
+	// request was cancelled meanwhile) and wait without waking it.
+	e.wakeAll()
+	return true
 }
 
 // dequeue takes the next sequence to admit off the queue, nil when none

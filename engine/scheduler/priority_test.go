@@ -107,15 +107,46 @@ func TestLowPriorityQueueRoomIsSeparate(t *testing.T) {
 	if !errors.Is(err, engine.ErrOverloaded) {
 		t.Fatalf("a low request over the low room: want ErrOverloaded, got %v", err)
 	}
-	ictx, icancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		_, err := e.Generate(ictx, &engine.Request{Prompt: "interactive", MaxTokens: 1}, func(engine.Chunk) error { return nil })
-		done <- err
-	}()
-	waitFor(t, func() bool { return e.Stats().QueueDepth == 2 }, "the interactive request queued beside the low one")
-	icancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("interactive request: %v", err)
+	// The interactive request preempts the running low one rather than wait.
+	o := generate(e, context.Background(), greedy("interactive", 1))
+	if o.err != nil {
+		t.Fatalf("interactive request beside a full low room: %v", o.err)
+	}
+}
+
+// An interactive request that finds every slot taken by batch lines takes
+// a slot from the one that generated least; that one ends with
+// ErrPreempted (a batch line runs again later), the others go on.
+func TestInteractivePreemptsLow(t *testing.T) {
+	e := startEngine(t, func(o *Options) { o.Parallel = 2 })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errs := make(chan error, 2)
+	for range 2 {
+		started := make(chan struct{})
+		var once sync.Once
+		go func() {
+			_, err := e.Generate(ctx, &engine.Request{Prompt: "low", IgnoreEOS: true, MaxTokens: 100000, Priority: engine.PriorityLow}, func(engine.Chunk) error {
+				once.Do(func() { close(started) })
+				return nil
+			})
+			errs <- err
+		}()
+		<-started
+	}
+	o := generate(e, context.Background(), greedy("interactive", 3))
+	if o.err != nil || o.res.CompletionTokens != 3 {
+		t.Fatalf("interactive request with every slot on batch lines: %+v %v", o.res, o.err)
+	}
+	select {
+	case err := <-errs:
+		if !errors.Is(err, engine.ErrPreempted) {
+			t.Fatalf("the preempted line: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no low-priority sequence was preempted")
+	}
+	if s := e.Stats(); s.BusySlots != 1 {
+		t.Fatalf("the other batch line should still run: %+v", s)
 	}
 }
