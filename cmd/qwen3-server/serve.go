@@ -81,21 +81,10 @@ func runServe(args []string) error {
 			log.Warn("the model's chat template is not the official Qwen3 template; prompts are rendered with the built-in Qwen3 template")
 		}
 		if len(cfg.Adapters.Dirs) > 0 {
-			reg, err := adapters.NewRegistry(eng, cfg.Adapters.Dirs, cfg.Adapters.CacheDir, log.Named("adapters"))
+			reg, err := newRegistry(eng, cfg.Adapters, log.Named("adapters"))
 			if err != nil {
 				shutdown(srv, cfg, log)
 				return err
-			}
-			reg.MaxLoaded = cfg.Adapters.MaxLoaded
-			for _, p := range cfg.Adapters.Preload {
-				scale := p.Scale
-				if scale == 0 {
-					scale = 1
-				}
-				if _, err := reg.Load(p.Name, p.Path, scale); err != nil {
-					shutdown(srv, cfg, log)
-					return fmt.Errorf("adapters.preload %s: %w", p.Name, err)
-				}
 			}
 			srv.SetAdapters(reg)
 			if cfg.Adapters.Watch > 0 {
@@ -112,6 +101,26 @@ func runServe(args []string) error {
 	log.Info("shutting down", zap.Duration("grace", cfg.Server.ShutdownGrace))
 	shutdown(srv, cfg, log)
 	return eng.Close()
+}
+
+// newRegistry is the adapter registry of the configuration with its
+// preloaded adapters (serve's, and eval's models).
+func newRegistry(loader *scheduler.Engine, c configs.AdaptersConfig, log *zap.Logger) (*adapters.Registry, error) {
+	reg, err := adapters.NewRegistry(loader, c.Dirs, c.CacheDir, log)
+	if err != nil {
+		return nil, err
+	}
+	reg.MaxLoaded = c.MaxLoaded
+	for _, p := range c.Preload {
+		scale := p.Scale
+		if scale == 0 {
+			scale = 1
+		}
+		if _, err := reg.Load(p.Name, p.Path, scale); err != nil {
+			return nil, fmt.Errorf("adapters.preload %s: %w", p.Name, err)
+		}
+	}
+	return reg, nil
 }
 
 func shutdown(srv *server.Server, cfg *configs.Config, log *zap.Logger) {
