@@ -123,9 +123,7 @@ func runEval(args []string) error {
 		}
 		defer closeEngine()
 		gen = g
-		// One more in flight per slot keeps every slot busy between an
-		// item's end and the next one's submission (within the queue).
-		opts.Parallel = cfg.Engine.Parallel + min(cfg.Engine.Parallel, cfg.Engine.QueueSize)
+		opts.Parallel = 0 // the engine's slots and queue decide
 	}
 	fmt.Fprintf(os.Stderr, "eval: %d items × %d models from %s, thinking %s, scoring the %s\n", len(items), len(specs), label, thinkMode, scoreMode)
 	results, err := eval.Run(ctx, gen, items, opts)

@@ -59,6 +59,14 @@ type EngineGenerator struct {
 	Request Request
 }
 
+// Concurrency keeps every slot busy: one item per slot, plus one waiting
+// per slot (as far as the queue takes them) so that a slot that frees gets
+// its next item without a round trip.
+func (g *EngineGenerator) Concurrency() int {
+	st := g.Engine.Stats()
+	return st.Slots + min(st.Slots, st.QueueSize)
+}
+
 func (g *EngineGenerator) Generate(ctx context.Context, model string, it *Item, thinking bool) (*Output, error) {
 	m, ok := g.Models[model]
 	if !ok {

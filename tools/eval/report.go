@@ -103,7 +103,7 @@ func groupedBars(title string, groups []string, values [][]float64, yMax float64
 			x := x0 + barW*float64(m)
 			b.f(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s</title></rect>`,
 				x, float64(H-bottom)-h, barW*0.92, h, color(m), esc(fmt.Sprintf("%s: %s%s", name, fmtNum(v), unit)))
-			if n <= 4 {
+			if n <= 4 && v != 0 {
 				b.f(`<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%s</text>`, x+barW*0.46, float64(H-bottom)-h-3, esc(fmtNum(v)))
 			}
 		}

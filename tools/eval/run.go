@@ -60,7 +60,8 @@ type Options struct {
 	// Models are the names evaluated, each in its own folder under OutDir.
 	Models []string
 	OutDir string
-	// Parallel is how many items are in flight at once (over all models).
+	// Parallel is how many items are in flight at once (over all models);
+	// 0: the generator's Concurrency, else 1.
 	Parallel int
 	Thinking Thinking
 	Score    ScoreMode
@@ -94,6 +95,9 @@ func (e *ItemError) Unwrap() error { return e.Err }
 func Run(ctx context.Context, gen Generator, items []*Item, o Options) ([]*ModelResult, error) {
 	if len(o.Models) == 0 {
 		return nil, errors.New("no models to evaluate")
+	}
+	if c, ok := gen.(interface{ Concurrency() int }); ok && o.Parallel == 0 {
+		o.Parallel = c.Concurrency()
 	}
 	if o.Parallel < 1 {
 		o.Parallel = 1
