@@ -27,11 +27,14 @@ import (
 	"github.com/qwen3-lora/qwen3-server/tools/modelgen"
 )
 
+// startEngine runs the model on the CPU with one llama.cpp thread: on a
+// loaded machine two threads wait on each other at every barrier, which
+// makes these tests several times slower.
 func startEngine(t *testing.T, model string, parallel int) *scheduler.Engine {
 	t.Helper()
 	llamacpp.SetLogger(nil)
 	e, err := scheduler.New(scheduler.Options{ModelPath: testutil.Model(t, model), GPULayers: 0, ContextSize: 256,
-		Parallel: parallel, Threads: 2, LibDir: testutil.LibDir()}, zaptest.NewLogger(t))
+		Parallel: parallel, Threads: 1, LibDir: testutil.LibDir()}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
