@@ -43,7 +43,7 @@ func startEngine(t *testing.T, model string, parallel int) *scheduler.Engine {
 }
 
 // planner has the server's default configuration.
-func planner(t *testing.T) *conversation.Planner {
+func planner(t testing.TB) *conversation.Planner {
 	cfg, err := configs.Load(nil, nil)
 	if err != nil {
 		t.Fatal(err)

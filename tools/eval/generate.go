@@ -21,6 +21,10 @@ type Request struct {
 	MaxTokens int
 	// ThinkingBudget caps the reasoning tokens (nil: the server's default).
 	ThinkingBudget *int
+	// IgnoreEOS runs every answer to MaxTokens (engine only): the
+	// throughput benchmark compares eval with the engine's own decode loop
+	// on the same work.
+	IgnoreEOS bool
 }
 
 // Greedy is temperature 0, as LLaMA-Factory's predict_with_generate is
@@ -77,6 +81,7 @@ func (g *EngineGenerator) Generate(ctx context.Context, model string, it *Item, 
 		return nil, err
 	}
 	plan.Request.Adapters = m.Adapters
+	plan.Request.IgnoreEOS = g.Request.IgnoreEOS
 	out := plan.NewOutput()
 	res, err := g.Engine.Generate(ctx, &plan.Request, func(ch engine.Chunk) error {
 		out.Feed(ch)
