@@ -207,6 +207,20 @@ func records(b []byte) ([]record, bool, error) {
 		return arrayRecords(b)
 	}
 	var out []record
+	err := eachLine(b, func(n int, line []byte) error {
+		r := record{line: n, raw: append(json.RawMessage(nil), line...)}
+		if err := json.Unmarshal(line, &r.fields); err != nil {
+			r.err = fmt.Errorf("not a JSON object: %v", err)
+		}
+		out = append(out, r)
+		return nil
+	})
+	return out, true, err
+}
+
+// eachLine calls fn with every non-blank line of b (trimmed) and its
+// 1-based number, until fn returns an error or errStop.
+func eachLine(b []byte, fn func(n int, line []byte) error) error {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 1<<20), 256<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -214,14 +228,17 @@ func records(b []byte) ([]record, bool, error) {
 		if len(line) == 0 {
 			continue
 		}
-		r := record{line: n, raw: append(json.RawMessage(nil), line...)}
-		if err := json.Unmarshal(line, &r.fields); err != nil {
-			r.err = fmt.Errorf("not a JSON object: %v", err)
+		if err := fn(n, line); err == errStop {
+			return nil
+		} else if err != nil {
+			return err
 		}
-		out = append(out, r)
 	}
-	return out, true, sc.Err()
+	return sc.Err()
 }
+
+// errStop ends eachLine early without an error.
+var errStop = errors.New("stop")
 
 func arrayRecords(b []byte) ([]record, bool, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -267,12 +284,14 @@ func detect(recs []record, c Columns) Format {
 	return FormatAlpaca
 }
 
-func (c Columns) withDefaults(f Format) Columns {
-	def := func(s *string, v string) {
-		if *s == "" {
-			*s = v
-		}
+// def sets an unset field to its default.
+func def(s *string, v string) {
+	if *s == "" {
+		*s = v
 	}
+}
+
+func (c Columns) withDefaults(f Format) Columns {
 	if f == FormatAlpaca {
 		def(&c.Prompt, "instruction")
 		def(&c.Query, "input")
@@ -288,11 +307,6 @@ func (c Columns) withDefaults(f Format) Columns {
 }
 
 func (t Tags) withDefaults() Tags {
-	def := func(s *string, v string) {
-		if *s == "" {
-			*s = v
-		}
-	}
 	def(&t.RoleTag, "from")
 	def(&t.ContentTag, "value")
 	def(&t.UserTag, "human")
@@ -319,21 +333,15 @@ func str(f map[string]json.RawMessage, key string) (string, error) {
 // instruction and the input joined by a newline, history pairs come
 // before it, the output is the label.
 func alpacaItem(f map[string]json.RawMessage, c Columns) (*Item, error) {
-	instr, err := str(f, c.Prompt)
-	if err != nil {
-		return nil, err
-	}
-	input, err := str(f, c.Query)
-	if err != nil {
-		return nil, err
-	}
-	output, err := str(f, c.Response)
-	if err != nil {
-		return nil, err
-	}
-	system, err := str(f, c.System)
-	if err != nil {
-		return nil, err
+	var instr, input, output, system string
+	for _, field := range []struct {
+		key string
+		dst *string
+	}{{c.Prompt, &instr}, {c.Query, &input}, {c.Response, &output}, {c.System, &system}} {
+		var err error
+		if *field.dst, err = str(f, field.key); err != nil {
+			return nil, err
+		}
 	}
 	if _, ok := f[c.Prompt]; !ok {
 		return nil, fmt.Errorf("missing field %q", c.Prompt)

@@ -13,5 +13,6 @@
 // exactly as the server does, and drives the engine through the
 // engine.Engine interface; the command (cmd/qwen3-server/eval.go) builds the
 // real engine. It is offline tooling: nothing on the serving path imports it,
-// and it must not import server/ or an engine implementation.
+// and it must not import an engine implementation or server/ — except
+// server/openai, the wire types, which the --url client speaks.
 package eval

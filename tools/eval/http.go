@@ -10,7 +10,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/qwen3-lora/qwen3-server/sampling"
+	"github.com/qwen3-lora/qwen3-server/server/openai"
 )
 
 // HTTPGenerator runs items against a running server's OpenAI chat
@@ -96,11 +96,7 @@ func (g *HTTPGenerator) do(ctx context.Context, method, path string, body, out a
 // Base is the server's own model name.
 func (g *HTTPGenerator) Base(ctx context.Context) (string, error) {
 	g.baseOnce.Do(func() {
-		var list struct {
-			Data []struct {
-				ID string `json:"id"`
-			} `json:"data"`
-		}
+		var list openai.ModelList
 		if g.baseErr = g.do(ctx, http.MethodGet, "/models", nil, &list); g.baseErr == nil {
 			if len(list.Data) == 0 {
 				g.baseErr = fmt.Errorf("%s/models lists no model", g.api())
@@ -112,23 +108,6 @@ func (g *HTTPGenerator) Base(ctx context.Context) (string, error) {
 	return g.base, g.baseErr
 }
 
-type chatMessage struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
-
-type chatBody struct {
-	Model          string        `json:"model"`
-	Messages       []chatMessage `json:"messages"`
-	MaxTokens      *int          `json:"max_tokens,omitempty"`
-	EnableThinking bool          `json:"enable_thinking"`
-	TemplateKwargs struct {
-		EnableThinking bool `json:"enable_thinking"`
-	} `json:"chat_template_kwargs"`
-	ThinkingBudget *int `json:"thinking_budget,omitempty"`
-	sampling.Params
-}
-
 func (g *HTTPGenerator) Generate(ctx context.Context, model string, it *Item, thinking bool) (*Output, error) {
 	if model == "base" {
 		b, err := g.Base(ctx)
@@ -137,40 +116,32 @@ func (g *HTTPGenerator) Generate(ctx context.Context, model string, it *Item, th
 		}
 		model = b
 	}
-	body := chatBody{Model: model, EnableThinking: thinking, ThinkingBudget: g.Request.ThinkingBudget, Params: g.Request.Sampling}
-	body.TemplateKwargs.EnableThinking = thinking
+	body := openai.ChatRequest{Model: model, EnableThinking: &thinking, ChatTemplateKwargs: &openai.TemplateKwargs{EnableThinking: &thinking},
+		ThinkingBudget: g.Request.ThinkingBudget, SamplingFields: openai.SamplingFields{Temperature: g.Request.Sampling.Temperature,
+			TopP: g.Request.Sampling.TopP, TopK: g.Request.Sampling.TopK, MinP: g.Request.Sampling.MinP}}
 	if g.Request.MaxTokens > 0 {
 		mt := g.Request.MaxTokens
 		body.MaxTokens = &mt
 	}
 	for _, m := range it.Messages {
-		body.Messages = append(body.Messages, chatMessage{Role: m.Role, Content: m.Content})
+		content, _ := json.Marshal(m.Content)
+		body.Messages = append(body.Messages, openai.ChatMessage{Role: m.Role, Content: content})
 	}
-	var resp struct {
-		Choices []struct {
-			Message struct {
-				Content          *string `json:"content"`
-				ReasoningContent *string `json:"reasoning_content"`
-			} `json:"message"`
-			FinishReason string `json:"finish_reason"`
-		} `json:"choices"`
-		Usage struct {
-			PromptTokens            int `json:"prompt_tokens"`
-			CompletionTokens        int `json:"completion_tokens"`
-			CompletionTokensDetails struct {
-				ReasoningTokens int `json:"reasoning_tokens"`
-			} `json:"completion_tokens_details"`
-		} `json:"usage"`
-	}
+	var resp openai.ChatResponse
 	if err := g.do(ctx, http.MethodPost, "/chat/completions", body, &resp); err != nil {
 		return nil, err
 	}
-	if len(resp.Choices) == 0 {
+	if len(resp.Choices) == 0 || resp.Choices[0].Message == nil {
 		return nil, fmt.Errorf("the server returned no choice")
 	}
 	c := resp.Choices[0]
-	out := &Output{FinishReason: c.FinishReason, PromptTokens: resp.Usage.PromptTokens, CompletionTokens: resp.Usage.CompletionTokens,
-		ReasoningTokens: resp.Usage.CompletionTokensDetails.ReasoningTokens}
+	out := &Output{}
+	if c.FinishReason != nil {
+		out.FinishReason = *c.FinishReason
+	}
+	if u := resp.Usage; u != nil {
+		out.PromptTokens, out.CompletionTokens, out.ReasoningTokens = u.PromptTokens, u.CompletionTokens, u.CompletionTokensDetails.ReasoningTokens
+	}
 	if c.Message.Content != nil {
 		out.Answer = *c.Message.Content
 	}

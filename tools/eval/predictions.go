@@ -1,7 +1,6 @@
 package eval
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -106,24 +105,19 @@ func ReadPredictions(path string, tolerateTail bool) ([]*Prediction, error) {
 		return nil, err
 	}
 	var out []*Prediction
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 1<<20), 256<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
+	err = eachLine(b, func(n int, line []byte) error {
 		var p Prediction
 		if err := json.Unmarshal(line, &p); err != nil {
 			if tolerateTail && !bytes.HasSuffix(b, []byte("\n")) && n == bytes.Count(b, []byte("\n"))+1 {
-				break
+				return errStop
 			}
-			return nil, &LineError{File: path, Line: n, Err: fmt.Errorf("not a prediction: %v", err)}
+			return &LineError{File: path, Line: n, Err: fmt.Errorf("not a prediction: %v", err)}
 		}
 		p.normalize()
 		out = append(out, &p)
-	}
-	return out, sc.Err()
+		return nil
+	})
+	return out, err
 }
 
 // checkpoint is a model's append-only predictions file during a run.
