@@ -364,3 +364,37 @@ func TestEvalResume(t *testing.T) {
 		t.Errorf("resume on another test set: %v, want a refusal", err)
 	}
 }
+
+// The generation limits reach the engine: --max-tokens inside the
+// reasoning leaves no answer (counted as leaked, finish reason length),
+// and a thinking budget closes the reasoning early, the answer following.
+func TestEvalLimits(t *testing.T) {
+	e := startEngine(t, "tiny-chain.gguf", 2)
+	items := chainItems(t)[1:3] // labels with reasoning: thinking on
+	run := func(req Request) *ModelResult {
+		gen := &EngineGenerator{Engine: e, Planner: planner(t), Models: map[string]EngineModel{"base": {}}, Request: req}
+		res, err := Run(context.Background(), gen, items, Options{Models: []string{"base"}, OutDir: t.TempDir(), Thinking: ThinkingAuto, Score: ScoreAnswer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0]
+	}
+	cut := run(Request{Sampling: Greedy(), MaxTokens: 3})
+	for _, p := range cut.Predictions {
+		if p.FinishReason != "length" || p.Answer != "" || p.CompletionTokens != 3 {
+			t.Errorf("max tokens 3: %+v", p)
+		}
+	}
+	if cut.LeakedItems != 2 || cut.EmptyAnswers != 2 {
+		t.Errorf("max tokens 3: %d leaked, %d empty answers; want 2, 2", cut.LeakedItems, cut.EmptyAnswers)
+	}
+	one := 1
+	budget := run(Request{Sampling: Greedy(), MaxTokens: 64, ThinkingBudget: &one})
+	for _, p := range budget.Predictions {
+		// The chain's first reasoning token is "Let"; after the forced end
+		// of the reasoning it continues with its answer.
+		if p.ReasoningTokens != 1 || p.Reasoning != "Let" || p.Answer != "Hello!" {
+			t.Errorf("thinking budget 1: %+v", p)
+		}
+	}
+}
