@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/qwen3-lora/qwen3-server/internal/testutil"
 	"github.com/qwen3-lora/qwen3-server/tools/eval"
 	"github.com/qwen3-lora/qwen3-server/tools/eval/metrics"
+	"github.com/qwen3-lora/qwen3-server/tools/modelgen"
 )
 
 func builtBinary(t *testing.T) string {
@@ -188,5 +190,41 @@ func TestEvalScoreBinary(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", mode, err, o)
 		}
 		checkAverages(t, readResults(t, filepath.Join(out, "lf", eval.ResultsFile)), metrics.Average(want))
+	}
+}
+
+// eval with a PEFT folder from the command line: converted and loaded
+// through the adapter registry as serve loads it, run beside the base.
+func TestEvalBinaryAdapter(t *testing.T) {
+	dir := t.TempDir()
+	peft := filepath.Join(dir, "saves", "medical-sft")
+	p := modelgen.RandomPEFT{Dims: modelgen.Dims{Layers: 2, Hidden: 64, QDim: 64, KVDim: 32, FFN: 192}, Rank: 8, Alpha: 16, DType: "BF16",
+		Seed: 11, Scale: 0.5, Targets: []string{"q_proj", "v_proj", "down_proj"}}
+	if err := p.Write(peft); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "test.json")
+	os.WriteFile(data, []byte(`[{"instruction": "Fever?", "output": "Rest."}, {"instruction": "Cough?", "output": "Drink tea."}]`), 0o644)
+	out := filepath.Join(dir, "out")
+	cmd := binCmd(t, "eval", "--model", testutil.Model(t, "tiny-random.gguf"), "--ctx-size", "256", "--parallel", "2", "--threads", "1",
+		"--data", data, "--models", "base,medical="+peft, "--thinking", "off", "--max-tokens", "4", "--out", out)
+	if o, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, o)
+	}
+	answers := map[string][]string{}
+	for _, m := range []string{"base", "medical"} {
+		preds, err := eval.ReadPredictions(filepath.Join(out, m, eval.PredictionsFile), false)
+		if err != nil || len(preds) != 2 {
+			t.Fatalf("%s: %d predictions, %v", m, len(preds), err)
+		}
+		for _, p := range preds {
+			answers[m] = append(answers[m], p.Predict)
+		}
+		if r := readResults(t, filepath.Join(out, m, eval.ResultsFile)); r["predict_samples_per_second"] <= 0 {
+			t.Errorf("%s: predict_results.json %v", m, r)
+		}
+	}
+	if reflect.DeepEqual(answers["base"], answers["medical"]) {
+		t.Errorf("the adapter's answers are the base's: %q", answers["base"])
 	}
 }
