@@ -36,6 +36,9 @@ func runEval(args []string) error {
 	fs := pflag.NewFlagSet("eval", pflag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, evalUsage); fs.PrintDefaults() }
 	configs.RegisterFlags(fs) // the engine's settings, as serve reads them
+	for _, serveOnly := range []string{"addr", "api-key", "web-ui", "adapter-dir", "enable-thinking"} {
+		fs.MarkHidden(serveOnly) // eval's --models and --thinking decide these
+	}
 	data := fs.String("data", "", "test set: an alpaca or sharegpt JSON/JSONL file, or a folder (or dataset_info.json) with --dataset")
 	dataset := fs.String("dataset", "", "the dataset_info.json entry to read (with --data FOLDER)")
 	format := fs.String("format", "auto", "auto, alpaca or sharegpt")
@@ -58,6 +61,9 @@ func runEval(args []string) error {
 	resume := fs.Bool("resume", false, "continue an interrupted run in --out")
 	title := fs.String("title", "", "report title")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	thinkMode, err := eval.ParseThinking(*thinking)
@@ -99,6 +105,9 @@ func runEval(args []string) error {
 	cfg, err := configs.Load(fs, os.Environ())
 	if err != nil {
 		return err
+	}
+	if !fs.Changed("log-level") && os.Getenv("QWEN3_LOG_LEVEL") == "" {
+		cfg.Log.Level = "warn" // the progress line is the report; the engine's info lines would break it
 	}
 	// In this process the planner has the configured budget as its
 	// default; a server gets it with each request.
@@ -261,7 +270,7 @@ func engineGenerator(cfg *configs.Config, specs []modelSpec, req eval.Request) (
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	log, err := newLogger(configs.LogConfig{Level: "warn", Format: cfg.Log.Format})
+	log, err := newLogger(cfg.Log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -314,6 +323,9 @@ func runEvalScore(args []string) error {
 	out := fs.String("out", "", "write NAME/predict_results.json per file and report.html into this folder")
 	title := fs.String("title", "", "report title")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	if len(*preds) == 0 {
