@@ -6,6 +6,7 @@
 //	model   generate test and benchmark models (random or chain weights)
 //	bench   measure the engine: raw decode loop against the scheduler
 //	quantize  llama.cpp's quantizer (Q8_0, Q4_K_M, …)
+//	eval    evaluate the base model and adapters on a test set (LLaMA-Factory's metrics)
 //	version print the version
 package main
 
@@ -27,6 +28,8 @@ Usage:
   qwen3-server quantize --in F16.gguf --out OUT.gguf --type Q4_K_M   llama.cpp's quantizer
   qwen3-server merge --base B.gguf --adapter A --out M.gguf         fold a LoRA into the weights
   qwen3-server convert --in HF_DIR --out MODEL.gguf                 Hugging Face Qwen3 checkpoint to GGUF
+  qwen3-server eval --model B.gguf --data TEST.json --models base,NAME=ADAPTER  LLaMA-Factory's BLEU/ROUGE, report
+  qwen3-server eval score --predictions generated_predictions.jsonl           score LLaMA-Factory's predictions
   qwen3-server version
 
 Run "qwen3-server COMMAND --help" for a command's flags.
@@ -53,6 +56,8 @@ func main() {
 		err = runMerge(os.Args[2:])
 	case "convert":
 		err = runConvert(os.Args[2:])
+	case "eval":
+		err = runEval(os.Args[2:])
 	case "version", "--version":
 		fmt.Println("qwen3-server", version)
 	case "help", "-h", "--help":

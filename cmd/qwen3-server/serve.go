@@ -115,18 +115,31 @@ func runServe(args []string) error {
 }
 
 // loadAdapters sets up the adapter registry when adapters.dirs is set
-// (nil otherwise), loads the preloads and, with adapters.watch, watches
-// the folders until ctx ends.
+// (nil otherwise) and, with adapters.watch, watches the folders until ctx
+// ends (serve's and run-batch's).
 func loadAdapters(ctx context.Context, eng *scheduler.Engine, cfg *configs.Config, log *zap.Logger) (*adapters.Registry, error) {
 	if len(cfg.Adapters.Dirs) == 0 {
 		return nil, nil
 	}
-	reg, err := adapters.NewRegistry(eng, cfg.Adapters.Dirs, cfg.Adapters.CacheDir, log.Named("adapters"))
+	reg, err := newRegistry(eng, cfg.Adapters, log.Named("adapters"))
 	if err != nil {
 		return nil, err
 	}
-	reg.MaxLoaded = cfg.Adapters.MaxLoaded
-	for _, p := range cfg.Adapters.Preload {
+	if cfg.Adapters.Watch > 0 {
+		go reg.Watch(ctx, cfg.Adapters.Watch)
+	}
+	return reg, nil
+}
+
+// newRegistry is the adapter registry of the configuration with its
+// preloaded adapters (serve's, and eval's models).
+func newRegistry(loader *scheduler.Engine, c configs.AdaptersConfig, log *zap.Logger) (*adapters.Registry, error) {
+	reg, err := adapters.NewRegistry(loader, c.Dirs, c.CacheDir, log)
+	if err != nil {
+		return nil, err
+	}
+	reg.MaxLoaded = c.MaxLoaded
+	for _, p := range c.Preload {
 		scale := p.Scale
 		if scale == 0 {
 			scale = 1
@@ -134,9 +147,6 @@ func loadAdapters(ctx context.Context, eng *scheduler.Engine, cfg *configs.Confi
 		if _, err := reg.Load(p.Name, p.Path, scale); err != nil {
 			return nil, fmt.Errorf("adapters.preload %s: %w", p.Name, err)
 		}
-	}
-	if cfg.Adapters.Watch > 0 {
-		go reg.Watch(ctx, cfg.Adapters.Watch)
 	}
 	return reg, nil
 }

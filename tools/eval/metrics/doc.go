@@ -51,6 +51,10 @@
 // equals the dict.txt the reference jieba loads), and the HMM is gse's hmm
 // package, whose probabilities are jieba's prob_*.py values to the bit and
 // whose Viterbi breaks ties as jieba's does (the test compares both).
+// The dictionary file is compiled in (jieba.dict.utf8.gz, a gzipped copy of
+// gojieba's, MIT-licensed like jieba): a binary must not depend on the Go
+// module cache of the machine that built it, and the package then needs
+// gojieba (a cgo package) only in its tests.
 //
 // Floating point follows CPython operation by operation, with math.fsum
 // (pyFsum) and round (pyRound) ported, so that the rounded scores are the

@@ -2,6 +2,8 @@ package metrics
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -14,7 +16,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-ego/gse/hmm"
-	"github.com/yanyiwu/gojieba"
 )
 
 // dictDelta turns gojieba's copy of the dictionary into jieba 0.42.1's
@@ -66,16 +67,40 @@ var (
 // Default returns the process's segmenter, loading the dictionary (about
 // 350,000 words, half a million keys with their prefixes) on the first call.
 func Default() (*Segmenter, error) {
-	defaultOnce.Do(func() { defaultSeg, defaultErr = LoadSegmenter(gojiebaDictPath()) })
+	defaultOnce.Do(func() {
+		var lines map[dictLine]int
+		if lines, defaultErr = embeddedDictLines(); defaultErr == nil {
+			defaultSeg = newSegmenter(lines)
+		}
+	})
 	return defaultSeg, defaultErr
 }
 
-// gojiebaDictPath is jieba.dict.utf8 in the gojieba module's source folder
-// (gojieba finds it from its own file's path at build time), so the file comes
-// with the module download, like any dependency. A binary run where that
-// folder is not (another machine, a -trimpath build) gets a DictionaryError
-// from Default and has to use LoadSegmenter with a copy of the file.
-func gojiebaDictPath() string { return gojieba.DICT_PATH }
+// embeddedDict is gojieba v1.4.6's deps/cppjieba/dict/jieba.dict.utf8
+// (cppjieba's copy of jieba's dictionary; jieba, cppjieba and gojieba are
+// MIT-licensed, which allows shipping it), gzipped (1.9 MB of 5 MB). It is
+// compiled in so that a shipped binary segments the same on any machine:
+// gojieba finds its file through the module cache's source path, which
+// exists only where the binary was built. TestEmbeddedDictIsGojiebas checks
+// it byte for byte against the module's file.
+//
+//go:embed jieba.dict.utf8.gz
+var embeddedDict []byte
+
+const embeddedDictName = "jieba.dict.utf8.gz (embedded)"
+
+// embeddedDictLines is the embedded dictionary with dict_delta.txt applied.
+func embeddedDictLines() (map[dictLine]int, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(embeddedDict))
+	if err != nil {
+		return nil, &DictionaryError{Path: embeddedDictName, Err: err}
+	}
+	counts, err := readDict(zr, embeddedDictName)
+	if err != nil {
+		return nil, err
+	}
+	return applyDelta(counts, embeddedDictName)
+}
 
 // Segment is Default().Cut(text).
 func Segment(text string) ([]string, error) {
@@ -104,14 +129,19 @@ func loadDictLines(path string) (map[dictLine]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = readDictLines(strings.NewReader(dictDelta), "dict_delta.txt", true, func(l dictLine) error {
+	return applyDelta(counts, path)
+}
+
+// applyDelta applies dict_delta.txt to the lines of the dictionary name.
+func applyDelta(counts map[dictLine]int, name string) (map[dictLine]int, error) {
+	err := readDictLines(strings.NewReader(dictDelta), "dict_delta.txt", true, func(l dictLine) error {
 		k := dictLine{word: l.word, freq: l.freq}
 		switch l.op {
 		case '+':
 			counts[k]++
 		case '-':
 			if counts[k] == 0 {
-				return fmt.Errorf("removes %q %d, which %s does not have", l.word, l.freq, path)
+				return fmt.Errorf("removes %q %d, which %s does not have", l.word, l.freq, name)
 			}
 			counts[k]--
 			if counts[k] == 0 {
@@ -135,8 +165,13 @@ func readDictFile(path string) (map[dictLine]int, error) {
 		return nil, &DictionaryError{Path: path, Err: err}
 	}
 	defer f.Close()
+	return readDict(f, path)
+}
+
+// readDict is the multiset of lines of a dictionary read from r.
+func readDict(r io.Reader, name string) (map[dictLine]int, error) {
 	counts := map[dictLine]int{}
-	if err := readDictLines(f, path, false, func(l dictLine) error { counts[l]++; return nil }); err != nil {
+	if err := readDictLines(r, name, false, func(l dictLine) error { counts[l]++; return nil }); err != nil {
 		return nil, err
 	}
 	return counts, nil
