@@ -36,6 +36,15 @@ func batchServer(t *testing.T, e engine.Engine, sc configs.ServerConfig, mutate 
 	if sc.MaxBodyBytes == 0 {
 		sc.MaxBodyBytes = 1 << 20
 	}
+	s := New(sc, cfg.Sampling, zaptest.NewLogger(t))
+	s.SetEngine(e)
+	return s, withBatches(t, s, mutate, opts...)
+}
+
+// withBatches turns the Batch API on for s (its engine set), on a store in
+// a temporary folder with a fast poll.
+func withBatches(t *testing.T, s *Server, mutate func(*batch.Config), opts ...batch.Option) *batch.Store {
+	t.Helper()
 	bc := batch.DefaultConfig()
 	bc.DataDir = t.TempDir()
 	bc.PollInterval = 20 * time.Millisecond
@@ -47,13 +56,11 @@ func batchServer(t *testing.T, e engine.Engine, sc configs.ServerConfig, mutate 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	s := New(sc, cfg.Sampling, zaptest.NewLogger(t))
-	s.SetEngine(e)
 	s.SetBatches(store)
 	if err := store.Start(s.Executor(), s.ModelCheck()); err != nil {
 		t.Fatal(err)
 	}
-	return s, store
+	return store
 }
 
 // blockedFake is a fake engine whose every chunk waits for a send on block
