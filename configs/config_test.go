@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/qwen3-lora/qwen3-server/batch"
 )
 
 func TestShippedFileMatchesDefaults(t *testing.T) {
@@ -104,6 +106,8 @@ func TestValidate(t *testing.T) {
 		"ubatch_size":            func(c *Config) { c.Engine.UBatchSize = 4096 },
 		"model.gpu_layers":       func(c *Config) { c.Model.GPULayers = "most" },
 		"positive count":         func(c *Config) { c.Model.GPULayers = "-3" },
+		"batch.max_concurrency":  func(c *Config) { c.Batch.DataDir = "/tmp/b"; c.Batch.MaxConcurrency = 0 },
+		"batch.max_file_bytes":   func(c *Config) { c.Batch.DataDir = "/tmp/b"; c.Batch.MaxFileBytes = -1 },
 	}
 	for want, mutate := range cases {
 		c := base()
@@ -146,5 +150,28 @@ func TestGPULayers(t *testing.T) {
 		if err != nil || n != tc.wantN || auto != tc.wantAuto {
 			t.Errorf("env %v flag %q: got %d auto=%v err=%v, want %d auto=%v", tc.env, tc.flag, n, auto, err, tc.wantN, tc.wantAuto)
 		}
+	}
+}
+
+// The batch section: off without data_dir (its other values unchecked
+// then), set from the environment and the flag, defaults from batch.
+func TestBatchConfig(t *testing.T) {
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	RegisterFlags(fs)
+	if err := fs.Parse([]string{"--batch-dir", "/srv/batches"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(fs, []string{"QWEN3_BATCH_MAX_CONCURRENCY=2", "QWEN3_BATCH_POLL_INTERVAL=250ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := batch.DefaultConfig()
+	want := batch.Config{DataDir: "/srv/batches", MaxFileBytes: d.MaxFileBytes, MaxFileLines: d.MaxFileLines, MaxConcurrency: 2, PollInterval: 250 * time.Millisecond}
+	if c.Batch != want {
+		t.Fatalf("batch config %+v, want %+v", c.Batch, want)
+	}
+	off, err := Load(nil, nil)
+	if err != nil || off.Batch.DataDir != "" {
+		t.Fatalf("data_dir default: %q %v", off.Batch.DataDir, err)
 	}
 }

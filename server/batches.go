@@ -106,7 +106,9 @@ func (s *Server) createFile(c *gin.Context) {
 }
 
 func (s *Server) listFiles(c *gin.Context) {
-	s.listed(c, func(st *batch.Store, p batch.ListParams) (any, error) { return st.ListFiles(c.Request.Context(), owner(c), p) })
+	s.listed(c, func(st *batch.Store, p batch.ListParams) (any, error) {
+		return st.ListFiles(c.Request.Context(), owner(c), p)
+	})
 }
 
 // listed answers a list request: list with the query's parameters.
@@ -163,7 +165,9 @@ func (s *Server) createBatch(c *gin.Context) {
 }
 
 func (s *Server) listBatches(c *gin.Context) {
-	s.listed(c, func(st *batch.Store, p batch.ListParams) (any, error) { return st.ListBatches(c.Request.Context(), owner(c), p) })
+	s.listed(c, func(st *batch.Store, p batch.ListParams) (any, error) {
+		return st.ListBatches(c.Request.Context(), owner(c), p)
+	})
 }
 
 // byID is the handler of a store call on the object named by the path's

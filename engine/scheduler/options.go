@@ -21,10 +21,11 @@ type Options struct {
 	KVCacheType      string
 	Threads          int
 	QueueSize        int    // requests waiting for a slot (low-priority ones apart, as many again)
+	LibDir           string // folder with libggml-cuda.so, "" = <exe>/../lib/ollama
+
 	// LowMax caps the PriorityLow sequences in slots at once (batch lines:
 	// batch.max_concurrency); 0 = no cap.
 	LowMax int
-	LibDir           string // folder with libggml-cuda.so, "" = <exe>/../lib/ollama
 
 	// KVCacheSize, when > 0, is the total of KV cells, in one cache that all
 	// sequences share (llama.cpp's unified KV): it may be less than

@@ -36,8 +36,8 @@ type Engine struct {
 	batch *llamacpp.Batch
 	info  engine.ModelInfo
 
-	mu      sync.Mutex // guards queue, queuedLow and closed
-	queue   []*sequence
+	mu    sync.Mutex // guards queue, queuedLow and closed
+	queue []*sequence
 	// queuedLow counts the PriorityLow sequences in queue: the two classes
 	// have separate room (QueueSize each), so that batch lines cannot make
 	// the queue full for interactive requests.
