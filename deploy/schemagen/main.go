@@ -30,9 +30,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -88,7 +89,7 @@ func run(swaggerPath, version, out string, crds []string) (int, error) {
 	}
 	written := 0
 	kubeDir := filepath.Join(out, "v"+version+"-standalone-strict")
-	for _, name := range sortedKeys(defs) {
+	for _, name := range slices.Sorted(maps.Keys(defs)) {
 		for _, gvk := range groupVersionKinds(defs[name]) {
 			doc, err := kindSchema(defs, name, gvk)
 			if err != nil {
@@ -245,7 +246,7 @@ func reachable(defs map[string]schema, from []string, also ...string) []string {
 	for _, n := range from {
 		walk(defs[n])
 	}
-	return sortedKeys(seen)
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // convert returns the strict, nullable-where-optional form of one schema
@@ -423,18 +424,9 @@ func asStrings(v any) []string {
 	return out
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 func sortedSet(m map[string]bool) []any {
 	var out []any
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if m[k] {
 			out = append(out, k)
 		}
