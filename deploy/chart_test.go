@@ -89,7 +89,7 @@ func helmTemplate(t *testing.T, values []string, extra ...string) ([]byte, error
 	for _, v := range values {
 		args = append(args, "-f", v)
 	}
-	cmd := exec.Command(tool(t, "helm"), append(args, extra...)...)
+	cmd := helm(t, append(args, extra...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -97,6 +97,17 @@ func helmTemplate(t *testing.T, values []string, extra ...string) ([]byte, error
 		return nil, fmt.Errorf("helm %s: %v: %s", strings.Join(args, " "), err, stderr.String())
 	}
 	return out, nil
+}
+
+// helm is a helm command that reads and writes no configuration, cache or
+// plugins outside the test's own folder.
+func helm(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	home := t.TempDir()
+	cmd := exec.Command(tool(t, "helm"), args...)
+	cmd.Env = append(os.Environ(), "HELM_CONFIG_HOME="+home+"/config", "HELM_CACHE_HOME="+home+"/cache",
+		"HELM_DATA_HOME="+home+"/data", "HELM_PLUGINS="+home+"/plugins")
+	return cmd
 }
 
 func render(t *testing.T, r rendering, extra ...string) []byte {
@@ -157,7 +168,7 @@ func kubeconform(t *testing.T, manifest []byte) []kubeResult {
 func TestChartIsValid(t *testing.T) {
 	for _, r := range renderings {
 		t.Run(r.name, func(t *testing.T) {
-			lint := exec.Command(tool(t, "helm"), "lint", "--strict", chartDir, "--kube-version", kubeVersion(t))
+			lint := helm(t, "lint", "--strict", chartDir, "--kube-version", kubeVersion(t))
 			for _, v := range r.values {
 				lint.Args = append(lint.Args, "-f", v)
 			}
@@ -254,30 +265,31 @@ func TestKubeconformCatchesMistakes(t *testing.T) {
 	}
 }
 
-// TestChartRefusesBadValues: values that would give a broken pod fail the
-// render with a message naming the value.
+// TestChartRefusesBadValues: values that would give a broken pod, or that
+// the chart does not know (values.schema.json), fail the render with a
+// message naming the value.
 func TestChartRefusesBadValues(t *testing.T) {
 	cases := []struct {
 		name string
-		set  []string
+		args []string
 		want string
 	}{
-		{"a chart-owned key in config", []string{"config.model.path=/x.gguf"}, "config.model.path is set by the chart"},
-		{"server.addr in config", []string{"config.server.addr=0.0.0.0:1"}, "config.server.addr is set by the chart"},
-		{"a duration Go refuses", []string{"config.server.shutdown_grace=soon"}, `config.server.shutdown_grace "soon" is not a Go duration`},
-		{"a negative duration", []string{"config.server.shutdown_grace=-5s"}, "is not a Go duration"},
-		{"adapters without watch", []string{"adapters.enabled=true", "adapters.watch=0s"}, "adapters.watch must be more than 0"},
-		{"an unknown volume type", []string{"models.type=nfs"}, `models.type "nfs": want pvc or hostPath`},
-		{"an HTTPRoute without a Gateway", []string{"inferencePool.enabled=true", "inferencePool.httpRoute.enabled=true"}, "name the Gateway"},
-		{"max below min replicas", []string{"autoscaling.enabled=true", "autoscaling.minReplicas=3", "autoscaling.maxReplicas=2"}, "maxReplicas must be at least"},
+		{"a chart-owned key in config", []string{"--set-string", "config.model.path=/x.gguf"}, "config.model.path is set by the chart"},
+		{"server.addr in config", []string{"--set-string", "config.server.addr=0.0.0.0:1"}, "config.server.addr is set by the chart"},
+		{"a duration Go refuses", []string{"--set-string", "config.server.shutdown_grace=soon"}, `config.server.shutdown_grace "soon" is not a Go duration`},
+		{"a negative duration", []string{"--set-string", "config.server.shutdown_grace=-5s"}, "is not a Go duration"},
+		{"adapters without watch", []string{"--set", "adapters.enabled=true", "--set-string", "adapters.watch=0s"}, "adapters.watch must be more than 0"},
+		{"an HTTPRoute without a Gateway", []string{"--set", "inferencePool.enabled=true,inferencePool.httpRoute.enabled=true"}, "name the Gateway"},
+		{"max below min replicas", []string{"--set", "autoscaling.enabled=true,autoscaling.minReplicas=3,autoscaling.maxReplicas=2"}, "maxReplicas must be at least"},
+		{"a misspelt value", []string{"--set", "replicaCont=3"}, "replicaCont"},
+		{"a misspelt nested value", []string{"--set", "adapters.wacth=30s"}, "wacth"},
+		{"an unknown volume type", []string{"--set", "models.type=nfs"}, "/models/type"},
+		{"an unknown failure mode", []string{"--set", "inferencePool.endpointPicker.failureMode=Sometimes"}, "failureMode"},
+		{"a comma in a key", []string{"--set-json", `auth.apiKeys=["a,b"]`}, "/auth/apiKeys/0"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var extra []string
-			for _, s := range c.set {
-				extra = append(extra, "--set-string", s)
-			}
-			out, err := helmTemplate(t, nil, extra...)
+			out, err := helmTemplate(t, nil, c.args...)
 			if err == nil {
 				t.Fatalf("rendered:\n%s", out)
 			}
