@@ -84,32 +84,74 @@ func NewRegistry(loader engine.AdapterLoader, roots []string, cacheDir string, l
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
-// resolve checks that path lies inside an adapter folder.
-func (r *Registry) resolve(path string) (string, error) {
+// resolve checks that path lies inside an adapter folder. Its messages
+// name the path as the client wrote it, never where it led (see Load).
+func (r *Registry) resolve(given string) (string, error) {
 	if len(r.roots) == 0 {
 		return "", engine.Errorf(engine.KindForbidden, "path", "no adapter folder is configured (--adapter-dir): loading adapters through the API is off")
 	}
+	path := given
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(r.roots[0], path)
 	}
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		if os.IsNotExist(err) {
-			return "", engine.Errorf(engine.KindNotFound, "path", "adapter path %s does not exist", path)
+			return "", engine.Errorf(engine.KindNotFound, "path", "adapter path %q does not exist", given)
 		}
-		return "", engine.Errorf(engine.KindInvalid, "path", "adapter path %s: %v", path, err)
+		return "", engine.Errorf(engine.KindInvalid, "path", "adapter path %q: %v", given, err)
 	}
 	for _, root := range r.roots {
 		if real == root || strings.HasPrefix(real, root+string(filepath.Separator)) {
 			return real, nil
 		}
 	}
-	return "", engine.Errorf(engine.KindForbidden, "path", "adapter path %s is outside the adapter folders", path)
+	return "", engine.Errorf(engine.KindForbidden, "path", "adapter path %q is outside the adapter folders", given)
+}
+
+// hidePaths keeps server-side folders out of an error a client sees: the
+// adapter folders and the conversion cache are named by their config key.
+// Errors from below (file system, conversion, llama.cpp) carry absolute
+// paths, and where the adapter folders are mounted is nobody's business
+// but the operator's (who finds them in the log).
+func (r *Registry) hidePaths(err error) error {
+	ee, ok := err.(*engine.Error)
+	if !ok {
+		return err
+	}
+	msg := ee.Message
+	folders := make([][2]string, 0, len(r.roots)+1)
+	for i, root := range r.roots {
+		folders = append(folders, [2]string{root, fmt.Sprintf("<adapters.dirs[%d]>", i)})
+	}
+	if r.cacheDir != "" {
+		if abs, err := filepath.Abs(r.cacheDir); err == nil {
+			folders = append(folders, [2]string{abs, "<adapters.cache_dir>"})
+		}
+	}
+	// Longest first: a cache folder inside an adapter folder keeps its name.
+	sort.Slice(folders, func(i, j int) bool { return len(folders[i][0]) > len(folders[j][0]) })
+	for _, f := range folders {
+		msg = strings.ReplaceAll(msg, f[0], f[1])
+	}
+	out := *ee
+	out.Message = msg
+	return &out
 }
 
 // Load loads an adapter under name from path (a GGUF LoRA file or a PEFT
-// folder). scale is its default scale.
+// folder). scale is its default scale. Its errors name no server-side
+// folder (hidePaths): they go to API clients.
 func (r *Registry) Load(name, path string, scale float32) (*Entry, error) {
+	e, err := r.load(name, path, scale)
+	if err != nil {
+		r.log.Info("adapter not loaded", zap.String("name", name), zap.String("path", path), zap.Error(err))
+		return nil, r.hidePaths(err)
+	}
+	return e, nil
+}
+
+func (r *Registry) load(name, path string, scale float32) (*Entry, error) {
 	if !validName.MatchString(name) {
 		return nil, engine.Invalid("name", "adapter name %q: use letters, digits, '.', '_' or '-' (at most 128)", name)
 	}

@@ -335,6 +335,9 @@ func (c *Config) Validate() error {
 	if m := c.Server.MetricsAddr; m != "" && (!strings.Contains(m, ":") || m == c.Server.Addr) {
 		bad("server.metrics_addr %q: want host:port, not server.addr (empty: /metrics on server.addr)", m)
 	}
+	if c.Server.MetricsAuth && len(c.Server.AdminKeys) == 0 {
+		bad("server.metrics_auth needs server.admin_keys: /metrics then answers admin keys only")
+	}
 	for _, k := range c.Server.AdminKeys {
 		if slices.Contains(c.Server.APIKeys, k) {
 			// An admin key already works as an API key; listing it in both

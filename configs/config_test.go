@@ -124,6 +124,7 @@ func TestValidate(t *testing.T) {
 		"model.gpu_layers":       func(c *Config) { c.Model.GPULayers = "most" },
 		"positive count":         func(c *Config) { c.Model.GPULayers = "-3" },
 		"server.metrics_addr":    func(c *Config) { c.Server.MetricsAddr = c.Server.Addr },
+		"metrics_auth needs":     func(c *Config) { c.Server.MetricsAuth = true },
 		"need not be listed":     func(c *Config) { c.Server.APIKeys, c.Server.AdminKeys = []string{"a", "b"}, []string{"b"} },
 	}
 	for want, mutate := range cases {

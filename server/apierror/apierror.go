@@ -59,6 +59,12 @@ func Unauthorized(msg string) *Error {
 	return &Error{Status: http.StatusUnauthorized, Type: "authentication_error", Code: "invalid_api_key", Message: msg}
 }
 
+// Forbidden: the caller is known but may not do this (an API key on an
+// operator route).
+func Forbidden(code, msg string) *Error {
+	return &Error{Status: http.StatusForbidden, Type: "permission_error", Code: code, Message: msg}
+}
+
 func Loading() *Error {
 	return &Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "model_loading", Message: "the model is still loading", RetryAfter: 5}
 }
