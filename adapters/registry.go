@@ -34,6 +34,7 @@ type Registry struct {
 
 	mu     sync.Mutex
 	byName map[string]*entry
+	loads  int // adapters loaded since start, unloaded ones included
 }
 
 type entry struct {
@@ -200,6 +201,7 @@ func (r *Registry) load(name, path string, scale float32) (*Entry, error) {
 		return nil, engine.Errorf(engine.KindConflict, "name", "an adapter named %q is already loaded", name)
 	}
 	r.byName[name] = &entry{Entry: e, handle: h}
+	r.loads++
 	r.log.Info("adapter loaded", zap.String("name", name), zap.String("path", real), zap.String("format", e.Format))
 	out := e
 	return &out, nil
@@ -327,6 +329,35 @@ func (r *Registry) Acquire(name string, scale float32) (engine.AdapterUse, *Mani
 		})
 	}
 	return engine.AdapterUse{Adapter: e.handle, Scale: scale}, e.Manifest, release, nil
+}
+
+// Loads counts the adapters loaded since the registry was made, those
+// unloaded since included.
+func (r *Registry) Loads() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.loads
+}
+
+// Names returns, sorted, the names of the loaded adapters whose handles
+// are among handles (the engine's Stats reports handles, not names).
+func (r *Registry) Names(handles []engine.Adapter) []string {
+	if len(handles) == 0 {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for name, e := range r.byName {
+		for _, h := range handles {
+			if e.handle == h {
+				out = append(out, name)
+				break
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // List returns the loaded adapters, by name.

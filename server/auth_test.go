@@ -149,7 +149,7 @@ func TestMetricsAccess(t *testing.T) {
 	s, _ = keyedServer(t, configs.ServerConfig{APIKeys: []string{"user"}, AdminKeys: []string{"root"}, MetricsAuth: true})
 	wantError(t, "metrics without a key", do(s, "GET", "/metrics", ""), 401, "authentication_error", "")
 	wantError(t, "metrics with an API key", do(s, "GET", "/metrics", "", bearer("user")...), 403, "permission_error", "admin_key_required")
-	if w := do(s, "GET", "/metrics", "", bearer("root")...); w.Code != 200 || !strings.Contains(w.Body.String(), "qwen3_slots_busy") {
+	if w := do(s, "GET", "/metrics", "", bearer("root")...); w.Code != 200 || !strings.Contains(w.Body.String(), "vllm:num_requests_running") {
 		t.Fatalf("metrics with the admin key: %d %s", w.Code, w.Body)
 	}
 
@@ -157,7 +157,7 @@ func TestMetricsAccess(t *testing.T) {
 	wantError(t, "metrics on the main listener with metrics_addr", do(s, "GET", "/metrics", ""), 404, "invalid_request_error", "not_found")
 	w := httptest.NewRecorder()
 	s.MetricsHandler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	if w.Code != 200 || !strings.Contains(w.Body.String(), "# TYPE qwen3_queue_depth gauge") {
+	if w.Code != 200 || !strings.Contains(w.Body.String(), "# TYPE vllm:num_requests_waiting gauge") {
 		t.Fatalf("metrics listener: %d %s", w.Code, w.Body)
 	}
 	w = httptest.NewRecorder()
