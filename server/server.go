@@ -42,6 +42,14 @@ type Server struct {
 	eng      engine.Engine
 	registry *adapters.Registry
 
+	// Drain: once draining, /health fails and new API requests get 503;
+	// inflight counts the API requests being handled, drained is closed
+	// when it reaches zero while draining.
+	drainMu  sync.Mutex
+	draining bool
+	inflight int
+	drained  chan struct{}
+
 	http     *http.Server
 	listener net.Listener
 	// metricsHTTP serves /metrics alone on server.metrics_addr (nil: on the
@@ -148,10 +156,11 @@ func (s *Server) routes() http.Handler {
 	r := gin.New()
 	r.Use(gin.Recovery(), s.requestID(), s.accessLog(), s.cors())
 	r.GET("/health", s.health)
+	r.GET("/health/live", s.live)
 	if s.cfg.MetricsAddr == "" {
 		r.GET("/metrics", s.metricsAuth(), s.metricsHandler)
 	}
-	api := r.Group("", s.auth(false), s.limitBody())
+	api := r.Group("", s.admission(), s.auth(false), s.limitBody())
 	api.POST("/tokenize", s.tokenize)
 	api.POST("/detokenize", s.detokenize)
 	api.POST("/apply-template", s.applyTemplate)
@@ -207,7 +216,15 @@ func (s *Server) fail(c *gin.Context, err error) {
 	c.AbortWithStatusJSON(ae.Status, ae.Body())
 }
 
+// health is readiness (and the startup probe): 503 while the model loads
+// and from the moment a drain begins, so that the load balancer stops
+// sending requests here.
 func (s *Server) health(c *gin.Context) {
+	if s.isDraining() {
+		c.Header("Retry-After", "1")
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "draining"})
+		return
+	}
 	e := s.engine()
 	if e == nil {
 		c.Header("Retry-After", "5")
@@ -216,6 +233,13 @@ func (s *Server) health(c *gin.Context) {
 	}
 	st := e.Stats()
 	c.JSON(http.StatusOK, gin.H{"status": "ok", "slots_idle": st.Slots - st.BusySlots, "slots_processing": st.BusySlots, "queue_depth": st.QueueDepth})
+}
+
+// live is liveness: the process serves HTTP, loading and draining
+// included (failing it would have the kubelet kill a pod that is only
+// busy loading or finishing its requests).
+func (s *Server) live(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "alive"})
 }
 
 // modelDefaults is what a request with no sampling fields gets, the way
