@@ -28,7 +28,7 @@ CUDA_ARCH    ?= 90
 # Kubernetes (deploy/): the chart's tests render it with helm and validate
 # the output with kubeconform against the Kubernetes version below, with
 # schemas generated from modules the Go module proxy serves (see
-# deploy/README.md). All of it lands in build/deploy.
+# README.md, "Running on Kubernetes"). All of it lands in build/deploy.
 KUBE_VERSION          := 1.35.4
 HELM_VERSION          := v3.22.0
 KUBECONFORM_VERSION   := v0.8.0
