@@ -92,16 +92,7 @@ func TestServeBinary(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("no exit after SIGTERM\n%s", logs.String())
-	}
+	waitExit(t, cmd, &logs, "SIGTERM")
 	out := logs.String()
 	for _, want := range []string{"DEMO model", "random", "backend", "shutting down",
 		`"cpu_backend": "libggml-cpu-`, "loaded CPU backend from " + filepath.Join(root, "lib", "ollama")} {
@@ -241,18 +232,24 @@ func TestServeDrain(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("the stream did not end within the grace")
 	}
+	waitExit(t, cmd, &logs, "the drain")
+	if out := logs.String(); !strings.Contains(out, "shutting down: draining") || strings.Contains(out, "cutting") {
+		t.Errorf("log:\n%s", out)
+	}
+}
+
+// waitExit waits for the server to exit 0 after what.
+func waitExit(t *testing.T, cmd *exec.Cmd, logs fmt.Stringer, what string) {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("exit after the drain: %v\n%s", err, logs.String())
+			t.Fatalf("exit after %s: %v\n%s", what, err, logs)
 		}
 	case <-time.After(15 * time.Second):
-		t.Fatalf("no exit after the drain\n%s", logs.String())
-	}
-	if out := logs.String(); !strings.Contains(out, "shutting down: draining") || strings.Contains(out, "cutting") {
-		t.Errorf("log:\n%s", out)
+		t.Fatalf("no exit after %s\n%s", what, logs)
 	}
 }
 

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"go.uber.org/zap/zaptest"
@@ -35,18 +36,7 @@ func TestStatsPublish(t *testing.T) {
 	if st.KVCells != 1000 || st.KVCellsUsed != 85 || st.BusySlots != 3 || st.QueueDepth != 3 {
 		t.Fatalf("%+v", st)
 	}
-	same := func(got []engine.Adapter, want ...*Adapter) bool {
-		if len(got) != len(want) {
-			return false
-		}
-		for i := range want {
-			if got[i] != want[i] {
-				return false
-			}
-		}
-		return true
-	}
-	if !same(st.RunningAdapters, a, b) || !same(st.WaitingAdapters, c, a) {
+	if !slices.Equal(st.RunningAdapters, []engine.Adapter{a, b}) || !slices.Equal(st.WaitingAdapters, []engine.Adapter{c, a}) {
 		t.Fatalf("running %v waiting %v", st.RunningAdapters, st.WaitingAdapters)
 	}
 	// Everything ends: the counts go back to zero once.
