@@ -173,7 +173,7 @@ func (m *metrics) writeGIE(w io.Writer, st engine.Stats, reg *adapters.Registry)
 	if labels != m.loraLabels {
 		m.loraLabels, m.loraUpdated = labels, time.Now()
 	}
-	gauge("vllm:lora_requests_info", "Adapters with requests running and waiting; the value is the Unix time the sets last changed.")
+	gauge("vllm:lora_requests_info", "Adapters with requests running and waiting; the value is the Unix time a scrape first saw these labels.")
 	fmt.Fprintf(w, "vllm:lora_requests_info{%s} %s\n", labels, strconv.FormatFloat(float64(m.loraUpdated.UnixMicro())/1e6, 'f', -1, 64))
 }
 

@@ -1,6 +1,8 @@
 // Package fake is an engine.Engine for testing the layers above the real
 // one: it "generates" a scripted list of chunks, honours max tokens, stop
-// strings are not its business, and it records the requests it saw.
+// strings are not its business, and it records the requests it saw. With
+// MaxRunning it has slots and a queue, and its Stats report them (running
+// and waiting adapters, KV cells) as the real scheduler's do.
 package fake
 
 import (
