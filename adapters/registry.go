@@ -34,6 +34,7 @@ type Registry struct {
 
 	mu     sync.Mutex
 	byName map[string]*entry
+	loads  int // adapters loaded since start, unloaded ones included
 }
 
 type entry struct {
@@ -84,32 +85,74 @@ func NewRegistry(loader engine.AdapterLoader, roots []string, cacheDir string, l
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
-// resolve checks that path lies inside an adapter folder.
-func (r *Registry) resolve(path string) (string, error) {
+// resolve checks that path lies inside an adapter folder. Its messages
+// name the path as the client wrote it, never where it led (see Load).
+func (r *Registry) resolve(given string) (string, error) {
 	if len(r.roots) == 0 {
 		return "", engine.Errorf(engine.KindForbidden, "path", "no adapter folder is configured (--adapter-dir): loading adapters through the API is off")
 	}
+	path := given
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(r.roots[0], path)
 	}
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		if os.IsNotExist(err) {
-			return "", engine.Errorf(engine.KindNotFound, "path", "adapter path %s does not exist", path)
+			return "", engine.Errorf(engine.KindNotFound, "path", "adapter path %q does not exist", given)
 		}
-		return "", engine.Errorf(engine.KindInvalid, "path", "adapter path %s: %v", path, err)
+		return "", engine.Errorf(engine.KindInvalid, "path", "adapter path %q: %v", given, err)
 	}
 	for _, root := range r.roots {
 		if real == root || strings.HasPrefix(real, root+string(filepath.Separator)) {
 			return real, nil
 		}
 	}
-	return "", engine.Errorf(engine.KindForbidden, "path", "adapter path %s is outside the adapter folders", path)
+	return "", engine.Errorf(engine.KindForbidden, "path", "adapter path %q is outside the adapter folders", given)
+}
+
+// hidePaths keeps server-side folders out of an error a client sees: the
+// adapter folders and the conversion cache are named by their config key.
+// Errors from below (file system, conversion, llama.cpp) carry absolute
+// paths, and where the adapter folders are mounted is nobody's business
+// but the operator's (who finds them in the log).
+func (r *Registry) hidePaths(err error) error {
+	ee, ok := err.(*engine.Error)
+	if !ok {
+		return err
+	}
+	msg := ee.Message
+	folders := make([][2]string, 0, len(r.roots)+1)
+	for i, root := range r.roots {
+		folders = append(folders, [2]string{root, fmt.Sprintf("<adapters.dirs[%d]>", i)})
+	}
+	if r.cacheDir != "" {
+		if abs, err := filepath.Abs(r.cacheDir); err == nil {
+			folders = append(folders, [2]string{abs, "<adapters.cache_dir>"})
+		}
+	}
+	// Longest first: a cache folder inside an adapter folder keeps its name.
+	sort.Slice(folders, func(i, j int) bool { return len(folders[i][0]) > len(folders[j][0]) })
+	for _, f := range folders {
+		msg = strings.ReplaceAll(msg, f[0], f[1])
+	}
+	out := *ee
+	out.Message = msg
+	return &out
 }
 
 // Load loads an adapter under name from path (a GGUF LoRA file or a PEFT
-// folder). scale is its default scale.
+// folder). scale is its default scale. Its errors name no server-side
+// folder (hidePaths): they go to API clients.
 func (r *Registry) Load(name, path string, scale float32) (*Entry, error) {
+	e, err := r.load(name, path, scale)
+	if err != nil {
+		r.log.Info("adapter not loaded", zap.String("name", name), zap.String("path", path), zap.Error(err))
+		return nil, r.hidePaths(err)
+	}
+	return e, nil
+}
+
+func (r *Registry) load(name, path string, scale float32) (*Entry, error) {
 	if !validName.MatchString(name) {
 		return nil, engine.Invalid("name", "adapter name %q: use letters, digits, '.', '_' or '-' (at most 128)", name)
 	}
@@ -158,6 +201,7 @@ func (r *Registry) Load(name, path string, scale float32) (*Entry, error) {
 		return nil, engine.Errorf(engine.KindConflict, "name", "an adapter named %q is already loaded", name)
 	}
 	r.byName[name] = &entry{Entry: e, handle: h}
+	r.loads++
 	r.log.Info("adapter loaded", zap.String("name", name), zap.String("path", real), zap.String("format", e.Format))
 	out := e
 	return &out, nil
@@ -285,6 +329,35 @@ func (r *Registry) Acquire(name string, scale float32) (engine.AdapterUse, *Mani
 		})
 	}
 	return engine.AdapterUse{Adapter: e.handle, Scale: scale}, e.Manifest, release, nil
+}
+
+// Loads counts the adapters loaded since the registry was made, those
+// unloaded since included.
+func (r *Registry) Loads() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.loads
+}
+
+// Names returns, sorted, the names of the loaded adapters whose handles
+// are among handles (the engine's Stats reports handles, not names).
+func (r *Registry) Names(handles []engine.Adapter) []string {
+	if len(handles) == 0 {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for name, e := range r.byName {
+		for _, h := range handles {
+			if e.handle == h {
+				out = append(out, name)
+				break
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // List returns the loaded adapters, by name.

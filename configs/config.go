@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -76,8 +77,16 @@ func (p PresetConfig) Params() sampling.Params {
 
 // ServerConfig is the HTTP side.
 type ServerConfig struct {
-	Addr          string        `mapstructure:"addr"`
-	APIKeys       []string      `mapstructure:"api_keys"`
+	Addr    string   `mapstructure:"addr"`
+	APIKeys []string `mapstructure:"api_keys"`
+	// AdminKeys may use the operator routes (adapter loading and listing)
+	// as well as everything an API key may.
+	AdminKeys []string `mapstructure:"admin_keys"`
+	// MetricsAddr, when set, serves /metrics on its own listener (and not
+	// on Addr): a port for the cluster's scraper that clients never reach.
+	MetricsAddr string `mapstructure:"metrics_addr"`
+	// MetricsAuth makes /metrics answer only with an admin key.
+	MetricsAuth   bool          `mapstructure:"metrics_auth"`
 	MaxBodyBytes  int64         `mapstructure:"max_body_bytes"`
 	ShutdownGrace time.Duration `mapstructure:"shutdown_grace"`
 	CORSOrigins   []string      `mapstructure:"cors_origins"`
@@ -119,6 +128,9 @@ type EngineConfig struct {
 var defaults = map[string]any{
 	"server.addr":              "127.0.0.1:8080",
 	"server.api_keys":          []string{},
+	"server.admin_keys":        []string{},
+	"server.metrics_addr":      "",
+	"server.metrics_auth":      false,
 	"server.max_body_bytes":    int64(8 << 20),
 	"server.shutdown_grace":    30 * time.Second,
 	"server.cors_origins":      []string{},
@@ -337,6 +349,20 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.Addr == "" || !strings.Contains(c.Server.Addr, ":") {
 		bad("server.addr %q: want host:port", c.Server.Addr)
+	}
+	if m := c.Server.MetricsAddr; m != "" && (!strings.Contains(m, ":") || m == c.Server.Addr) {
+		bad("server.metrics_addr %q: want host:port, not server.addr (empty: /metrics on server.addr)", m)
+	}
+	if c.Server.MetricsAuth && len(c.Server.AdminKeys) == 0 {
+		bad("server.metrics_auth needs server.admin_keys: /metrics then answers admin keys only")
+	}
+	for _, k := range c.Server.AdminKeys {
+		if slices.Contains(c.Server.APIKeys, k) {
+			// An admin key already works as an API key; listing it in both
+			// is most likely a copy-paste that hands out admin rights.
+			bad("server.admin_keys: a key is also in server.api_keys; admin keys need not be listed there")
+			break
+		}
 	}
 	if c.Server.MaxBodyBytes <= 0 {
 		bad("server.max_body_bytes must be positive")

@@ -70,6 +70,25 @@ func TestPrecedence(t *testing.T) {
 	}
 }
 
+// Admin keys and the metrics listener come from the file or the
+// environment like every key (the Helm chart sets QWEN3_SERVER_ADMIN_KEYS
+// from a Secret and server.metrics_addr in its ConfigMap).
+func TestAdminKeysAndMetricsAddr(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(file, []byte("server:\n  metrics_addr: 0.0.0.0:9090\n  metrics_auth: true\n"), 0o644)
+	cfg, err := Load(flags(t, "--config", file), []string{"QWEN3_SERVER_ADMIN_KEYS=root1, root2", "QWEN3_SERVER_API_KEYS=user"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Server
+	if s.MetricsAddr != "0.0.0.0:9090" || !s.MetricsAuth || len(s.AdminKeys) != 2 || s.AdminKeys[0] != "root1" || s.AdminKeys[1] != "root2" || len(s.APIKeys) != 1 {
+		t.Fatalf("%+v", s)
+	}
+	if cfg, err = Load(nil, nil); err != nil || cfg.Server.MetricsAddr != "" || cfg.Server.MetricsAuth || len(cfg.Server.AdminKeys) != 0 {
+		t.Fatalf("defaults: %+v %v", cfg.Server, err)
+	}
+}
+
 func TestUnknownKeysRefused(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "c.yaml")
@@ -108,6 +127,9 @@ func TestValidate(t *testing.T) {
 		"positive count":         func(c *Config) { c.Model.GPULayers = "-3" },
 		"batch.max_concurrency":  func(c *Config) { c.Batch.DataDir = "/tmp/b"; c.Batch.MaxConcurrency = 0 },
 		"batch.max_file_bytes":   func(c *Config) { c.Batch.DataDir = "/tmp/b"; c.Batch.MaxFileBytes = -1 },
+		"server.metrics_addr":    func(c *Config) { c.Server.MetricsAddr = c.Server.Addr },
+		"metrics_auth needs":     func(c *Config) { c.Server.MetricsAuth = true },
+		"need not be listed":     func(c *Config) { c.Server.APIKeys, c.Server.AdminKeys = []string{"a", "b"}, []string{"b"} },
 	}
 	for want, mutate := range cases {
 		c := base()

@@ -222,4 +222,34 @@ type Stats struct {
 	BusySlots  int
 	QueueDepth int
 	QueueSize  int
+	// KVCells is the KV cache's size in cells (a cell holds one token's
+	// keys and values in every layer: llama.cpp allocates the cache per
+	// token, not in blocks). KVCellsUsed counts the cells the running
+	// sequences hold (their prompt and output so far); cells an idle slot
+	// keeps for prefix reuse are not counted, as they are given up the
+	// moment the room is needed.
+	KVCells     int
+	KVCellsUsed int
+	// RunningAdapters and WaitingAdapters are the distinct adapters of the
+	// requests running in slots and of those queued (the handles requests
+	// brought in Request.Adapters), in no particular order.
+	RunningAdapters []Adapter
+	WaitingAdapters []Adapter
+}
+
+// AddAdapters appends to set the adapters of uses not in it yet.
+func AddAdapters(set []Adapter, uses []AdapterUse) []Adapter {
+	for _, u := range uses {
+		dup := false
+		for _, a := range set {
+			if a == u.Adapter {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			set = append(set, u.Adapter)
+		}
+	}
+	return set
 }

@@ -5,11 +5,15 @@ import (
 	"io"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/qwen3-lora/qwen3-server/adapters"
+	"github.com/qwen3-lora/qwen3-server/engine"
 )
 
 // metrics is a small Prometheus registry: the text exposition format is
@@ -21,6 +25,10 @@ type metrics struct {
 	tokensOut uint64
 	ttft      *histogram
 	itl       *histogram
+	// vllm:lora_requests_info's labels at the last scrape and when they
+	// last changed (its value).
+	loraLabels  string
+	loraUpdated time.Time
 }
 
 type histogram struct {
@@ -114,20 +122,59 @@ func (m *metrics) write(w io.Writer, s *Server) {
 	fmt.Fprintf(w, "qwen3_completion_tokens_total %d\n", m.tokensOut)
 	writeHistogram(w, "qwen3_time_to_first_token_seconds", "Time from request to first generated token.", m.ttft)
 	writeHistogram(w, "qwen3_inter_token_latency_seconds", "Time between consecutive generated tokens of a request.", m.itl)
-	busy, slots, queue := 0, 0, 0
+	var st engine.Stats
 	if e := s.engine(); e != nil {
-		st := e.Stats()
-		busy, slots, queue = st.BusySlots, st.Slots, st.QueueDepth
+		st = e.Stats()
 	}
 	fmt.Fprintln(w, "# HELP qwen3_queue_depth Requests waiting for a slot.")
 	fmt.Fprintln(w, "# TYPE qwen3_queue_depth gauge")
-	fmt.Fprintf(w, "qwen3_queue_depth %d\n", queue)
+	fmt.Fprintf(w, "qwen3_queue_depth %d\n", st.QueueDepth)
 	fmt.Fprintln(w, "# HELP qwen3_slots_busy Slots generating.")
 	fmt.Fprintln(w, "# TYPE qwen3_slots_busy gauge")
-	fmt.Fprintf(w, "qwen3_slots_busy %d\n", busy)
+	fmt.Fprintf(w, "qwen3_slots_busy %d\n", st.BusySlots)
 	fmt.Fprintln(w, "# HELP qwen3_slots Slots (parallel sequences).")
 	fmt.Fprintln(w, "# TYPE qwen3_slots gauge")
-	fmt.Fprintf(w, "qwen3_slots %d\n", slots)
+	fmt.Fprintf(w, "qwen3_slots %d\n", st.Slots)
+	m.writeGIE(w, st, s.adapterRegistry())
+}
+
+// writeGIE writes the metrics of the Gateway API Inference Extension's
+// model-server protocol (docs/proposals/003-model-server-protocol) under
+// vLLM's names, which its endpoint picker reads without configuration.
+// Called with m.mu held.
+func (m *metrics) writeGIE(w io.Writer, st engine.Stats, reg *adapters.Registry) {
+	gauge := func(name, help string) { fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name) }
+	gauge("vllm:num_requests_waiting", "Requests queued for a slot.")
+	fmt.Fprintf(w, "vllm:num_requests_waiting %d\n", st.QueueDepth)
+	gauge("vllm:num_requests_running", "Requests in a slot (prefill or generation).")
+	fmt.Fprintf(w, "vllm:num_requests_running %d\n", st.BusySlots)
+	usage := 0.0
+	if st.KVCells > 0 {
+		usage = float64(st.KVCellsUsed) / float64(st.KVCells)
+	}
+	gauge("vllm:kv_cache_usage_perc", "KV cache use, 0 to 1: cells held by running requests over all cells.")
+	fmt.Fprintf(w, "vllm:kv_cache_usage_perc %s\n", strconv.FormatFloat(usage, 'g', -1, 64))
+	// llama.cpp allocates its KV cache per token (a cell), not in pages:
+	// a block is one cell, and the blocks are all the cells, whether the
+	// cache lives on the GPU or (CPU backend) in host memory.
+	gauge("vllm:cache_config_info", "KV cache configuration: block_size tokens per block (1: llama.cpp allocates per token), num_gpu_blocks the blocks in all.")
+	fmt.Fprintf(w, "vllm:cache_config_info{block_size=\"1\",num_gpu_blocks=\"%d\"} 1\n", st.KVCells)
+	if reg == nil || reg.Loads() == 0 {
+		return // the protocol's LoRA metric appears once an adapter was loaded
+	}
+	maxLoRA := reg.MaxLoaded
+	if maxLoRA <= 0 {
+		// No cap on loaded adapters: at most one per slot can have
+		// requests running (stacked adapters aside).
+		maxLoRA = st.Slots
+	}
+	labels := fmt.Sprintf("max_lora=%q,running_lora_adapters=%q,waiting_lora_adapters=%q",
+		strconv.Itoa(maxLoRA), strings.Join(reg.Names(st.RunningAdapters), ","), strings.Join(reg.Names(st.WaitingAdapters), ","))
+	if labels != m.loraLabels {
+		m.loraLabels, m.loraUpdated = labels, time.Now()
+	}
+	gauge("vllm:lora_requests_info", "Adapters with requests running and waiting; the value is the Unix time a scrape first saw these labels.")
+	fmt.Fprintf(w, "vllm:lora_requests_info{%s} %s\n", labels, strconv.FormatFloat(float64(m.loraUpdated.UnixMicro())/1e6, 'f', -1, 64))
 }
 
 func writeHistogram(w io.Writer, name, help string, h *histogram) {

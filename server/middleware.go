@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/qwen3-lora/qwen3-server/configs"
 	"github.com/qwen3-lora/qwen3-server/server/apierror"
 
 	"github.com/gin-gonic/gin"
@@ -88,32 +89,79 @@ func (s *Server) limitBody() gin.HandlerFunc {
 	}
 }
 
-// auth requires "Authorization: Bearer <key>" on /v1 routes when API keys
-// are configured. The comparison is constant-time.
-func (s *Server) auth() gin.HandlerFunc {
-	keys := make([][]byte, 0, len(s.cfg.APIKeys))
-	for _, k := range s.cfg.APIKeys {
-		keys = append(keys, []byte(k))
+// role is what a request's key allows.
+type role int
+
+const (
+	roleNone  role = iota // no key, or not one of ours
+	roleUser              // an API key: the inference routes
+	roleAdmin             // an admin key: those and the operator routes
+)
+
+// keyring holds the configured keys. With none at all the server is open
+// (a local server); admin keys alone leave the inference routes open and
+// guard only the operator routes.
+type keyring struct{ api, admin [][]byte }
+
+func newKeyring(cfg configs.ServerConfig) keyring {
+	var k keyring
+	for _, key := range cfg.APIKeys {
+		k.api = append(k.api, []byte(key))
 	}
+	for _, key := range cfg.AdminKeys {
+		k.admin = append(k.admin, []byte(key))
+	}
+	return k
+}
+
+func (k keyring) open() bool { return len(k.api) == 0 && len(k.admin) == 0 }
+
+// roleOf compares token with every key in constant time, so the answer's
+// timing tells nothing about which keys exist.
+func (k keyring) roleOf(token []byte) role {
+	r := roleNone
+	for _, key := range k.api {
+		if subtle.ConstantTimeCompare(token, key) == 1 {
+			r = roleUser
+		}
+	}
+	for _, key := range k.admin {
+		if subtle.ConstantTimeCompare(token, key) == 1 {
+			r = roleAdmin
+		}
+	}
+	return r
+}
+
+// auth requires "Authorization: Bearer <key>" when keys are configured:
+// an API or admin key for the inference routes (none needed when only
+// admin keys are configured), an admin key for the operator routes
+// (admin: adapter loading, listing and unloading; /metrics with
+// server.metrics_auth). A valid API key on an operator route gets 403, a
+// missing or unknown key 401.
+func (s *Server) auth(admin bool) gin.HandlerFunc {
+	keys := newKeyring(s.cfg)
 	return func(c *gin.Context) {
-		if len(keys) == 0 || c.Request.Method == http.MethodOptions {
+		if keys.open() || c.Request.Method == http.MethodOptions || (!admin && len(keys.api) == 0) {
 			c.Next()
 			return
 		}
-		h := c.GetHeader("Authorization")
-		token, ok := strings.CutPrefix(h, "Bearer ")
+		token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
 		if !ok || token == "" {
 			s.fail(c, apierror.Unauthorized("missing API key: send Authorization: Bearer <key>"))
 			return
 		}
-		for _, k := range keys {
-			if subtle.ConstantTimeCompare([]byte(token), k) == 1 {
-				c.Set(ctxAPIKey, token)
-				c.Next()
-				return
-			}
+		switch r := keys.roleOf([]byte(token)); {
+		case r == roleAdmin || (r == roleUser && !admin):
+			c.Set(ctxAPIKey, token) // the owner of the batch objects it creates
+			c.Next()
+		case r == roleUser && len(keys.admin) == 0:
+			s.fail(c, apierror.Forbidden("admin_key_required", c.Request.Method+" "+c.FullPath()+" is an operator route and this server has no admin keys (server.admin_keys)"))
+		case r == roleUser:
+			s.fail(c, apierror.Forbidden("admin_key_required", c.Request.Method+" "+c.FullPath()+" needs an admin key (server.admin_keys); API keys may use the inference routes"))
+		default:
+			s.fail(c, apierror.Unauthorized("invalid API key"))
 		}
-		s.fail(c, apierror.Unauthorized("invalid API key"))
 	}
 }
 

@@ -46,8 +46,20 @@ type Server struct {
 
 	lines http.Handler // the router batch lines run through (batchexec.go)
 
+	// Drain: once draining, /health fails and new API requests get 503;
+	// inflight counts the API requests being handled, drained is closed
+	// when it reaches zero while draining.
+	drainMu  sync.Mutex
+	draining bool
+	inflight int
+	drained  chan struct{}
+
 	http     *http.Server
 	listener net.Listener
+	// metricsHTTP serves /metrics alone on server.metrics_addr (nil: on the
+	// main listener).
+	metricsHTTP     *http.Server
+	metricsListener net.Listener
 }
 
 // New builds a server; Start listens.
@@ -61,6 +73,9 @@ func New(cfg configs.ServerConfig, sc configs.SamplingConfig, log *zap.Logger) *
 	s := &Server{cfg: cfg, log: log, started: time.Now(), metrics: newMetrics(), planner: planner}
 	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	s.lines = s.lineRoutes()
+	if cfg.MetricsAddr != "" {
+		s.metricsHTTP = &http.Server{Handler: s.metricsRoutes(), ReadHeaderTimeout: 10 * time.Second}
+	}
 	return s
 }
 
@@ -80,40 +95,77 @@ func (s *Server) engine() engine.Engine {
 // Handler exposes the routes (tests drive it with httptest).
 func (s *Server) Handler() http.Handler { return s.http.Handler }
 
-// Start listens on cfg.Addr and serves in the background.
+// MetricsHandler exposes the metrics listener's routes (nil without
+// server.metrics_addr).
+func (s *Server) MetricsHandler() http.Handler {
+	if s.metricsHTTP == nil {
+		return nil
+	}
+	return s.metricsHTTP.Handler
+}
+
+// Start listens on cfg.Addr (and cfg.MetricsAddr) and serves in the
+// background.
 func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
+	ln, err := s.serve(s.http, s.cfg.Addr, "listening")
 	if err != nil {
 		return err
 	}
 	s.listener = ln
-	go func() {
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("http server", zap.Error(err))
+	if s.metricsHTTP != nil {
+		if s.metricsListener, err = s.serve(s.metricsHTTP, s.cfg.MetricsAddr, "metrics listening"); err != nil {
+			s.http.Close()
+			return err
 		}
-	}()
-	s.log.Info("listening", zap.String("addr", ln.Addr().String()))
+	}
 	return nil
 }
 
-// Addr is the address actually listened on.
-func (s *Server) Addr() string {
-	if s.listener == nil {
-		return s.cfg.Addr
+func (s *Server) serve(h *http.Server, addr, what string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
 	}
-	return s.listener.Addr().String()
+	go func() {
+		if err := h.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server", zap.String("addr", addr), zap.Error(err))
+		}
+	}()
+	s.log.Info(what, zap.String("addr", ln.Addr().String()))
+	return ln, nil
+}
+
+// Addr is the address actually listened on.
+func (s *Server) Addr() string { return listenAddr(s.listener, s.cfg.Addr) }
+
+// MetricsAddr is the metrics listener's address ("" without one).
+func (s *Server) MetricsAddr() string { return listenAddr(s.metricsListener, s.cfg.MetricsAddr) }
+
+func listenAddr(ln net.Listener, configured string) string {
+	if ln == nil {
+		return configured
+	}
+	return ln.Addr().String()
 }
 
 // Stop stops accepting connections and waits for requests in flight until
 // ctx ends.
-func (s *Server) Stop(ctx context.Context) error { return s.http.Shutdown(ctx) }
+func (s *Server) Stop(ctx context.Context) error {
+	if s.metricsHTTP != nil {
+		defer s.metricsHTTP.Close() // scrapes are short; the API's drain is what waits
+	}
+	return s.http.Shutdown(ctx)
+}
 
 func (s *Server) routes() http.Handler {
 	r := gin.New()
 	r.Use(gin.Recovery(), s.requestID(), s.accessLog(), s.cors())
 	r.GET("/health", s.health)
-	r.GET("/metrics", s.metricsHandler)
-	api := r.Group("", s.auth(), s.limitBody())
+	r.GET("/health/live", s.live)
+	if s.cfg.MetricsAddr == "" {
+		r.GET("/metrics", s.metricsAuth(), s.metricsHandler)
+	}
+	api := r.Group("", s.admission(), s.auth(false), s.limitBody())
 	api.POST("/tokenize", s.tokenize)
 	api.POST("/detokenize", s.detokenize)
 	api.POST("/apply-template", s.applyTemplate)
@@ -121,9 +173,10 @@ func (s *Server) routes() http.Handler {
 	v1.GET("/models", s.models)
 	v1.POST("/chat/completions", s.chatCompletions)
 	v1.POST("/completions", s.completions)
-	v1.GET("/adapters", s.listAdapters)
-	v1.POST("/adapters", s.loadAdapter)
-	v1.DELETE("/adapters/:name", s.unloadAdapter)
+	// Operator routes: they choose and show server-side paths.
+	v1.GET("/adapters", s.auth(true), s.listAdapters)
+	v1.POST("/adapters", s.auth(true), s.loadAdapter)
+	v1.DELETE("/adapters/:name", s.auth(true), s.unloadAdapter)
 	v1.POST("/files", s.createFile)
 	v1.GET("/files", s.listFiles)
 	v1.GET("/files/:id", byID(s, (*batch.Store).GetFile))
@@ -138,14 +191,33 @@ func (s *Server) routes() http.Handler {
 		r.GET("/", page)
 		r.GET("/assets/*file", page)
 	}
-	r.NoRoute(func(c *gin.Context) {
-		if c.Request.Method == http.MethodOptions {
-			c.Status(http.StatusNoContent)
-			return
-		}
-		s.fail(c, apierror.NotFound("not_found", "no route "+c.Request.Method+" "+c.Request.URL.Path))
-	})
+	r.NoRoute(s.noRoute)
 	return r
+}
+
+// metricsRoutes is the metrics listener's: /metrics and nothing else.
+func (s *Server) metricsRoutes() http.Handler {
+	r := gin.New()
+	r.Use(gin.Recovery())
+	r.GET("/metrics", s.metricsAuth(), s.metricsHandler)
+	r.NoRoute(s.noRoute)
+	return r
+}
+
+// metricsAuth guards /metrics with an admin key under server.metrics_auth.
+func (s *Server) metricsAuth() gin.HandlerFunc {
+	if !s.cfg.MetricsAuth {
+		return func(c *gin.Context) { c.Next() }
+	}
+	return s.auth(true)
+}
+
+func (s *Server) noRoute(c *gin.Context) {
+	if c.Request.Method == http.MethodOptions {
+		c.Status(http.StatusNoContent)
+		return
+	}
+	s.fail(c, apierror.NotFound("not_found", "no route "+c.Request.Method+" "+c.Request.URL.Path))
 }
 
 // fail writes an API error and aborts the chain.
@@ -158,7 +230,15 @@ func (s *Server) fail(c *gin.Context, err error) {
 	c.AbortWithStatusJSON(ae.Status, ae.Body())
 }
 
+// health is readiness (and the startup probe): 503 while the model loads
+// and from the moment a drain begins, so that the load balancer stops
+// sending requests here.
 func (s *Server) health(c *gin.Context) {
+	if s.isDraining() {
+		c.Header("Retry-After", "1")
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "draining"})
+		return
+	}
 	e := s.engine()
 	if e == nil {
 		c.Header("Retry-After", "5")
@@ -167,6 +247,13 @@ func (s *Server) health(c *gin.Context) {
 	}
 	st := e.Stats()
 	c.JSON(http.StatusOK, gin.H{"status": "ok", "slots_idle": st.Slots - st.BusySlots, "slots_processing": st.BusySlots, "queue_depth": st.QueueDepth})
+}
+
+// live is liveness: the process serves HTTP, loading and draining
+// included (failing it would have the kubelet kill a pod that is only
+// busy loading or finishing its requests).
+func (s *Server) live(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "alive"})
 }
 
 // modelDefaults is what a request with no sampling fields gets, the way

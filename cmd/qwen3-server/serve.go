@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
@@ -109,7 +110,7 @@ func runServe(args []string) error {
 		return nil
 	}
 	<-ctx.Done()
-	log.Info("shutting down", zap.Duration("grace", cfg.Server.ShutdownGrace))
+	log.Info("shutting down: draining", zap.Duration("grace", cfg.Server.ShutdownGrace))
 	shutdown(srv, store, cfg, log)
 	return eng.Close()
 }
@@ -151,20 +152,36 @@ func newRegistry(loader *scheduler.Engine, c configs.AdaptersConfig, log *zap.Lo
 	return reg, nil
 }
 
-// shutdown stops the HTTP server and the batch runner (store may be nil)
-// within one grace period; batch lines cut by it stay pending and run
-// after the next start.
+// shutdown drains the server: readiness fails and new requests get 503
+// at once, running ones get server.shutdown_grace to finish; then the
+// listeners close. Requests still running after the grace are cut when
+// the engine closes. The batch runner (store may be nil) stops in the same
+// grace period, beside the drain: batch lines cut by it stay pending and
+// run again after the next start.
 func shutdown(srv *server.Server, store *batch.Store, cfg *configs.Config, log *zap.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)
 	defer cancel()
-	if err := srv.Stop(ctx); err != nil {
-		log.Warn("requests still running at the end of the grace period were cut", zap.Error(err))
-	}
-	if store != nil {
+	batchDone := make(chan struct{})
+	go func() {
+		defer close(batchDone)
+		if store == nil {
+			return
+		}
 		if err := store.Stop(ctx); err != nil {
 			log.Warn("batch lines still running at the end of the grace period were cut; they run again after a restart", zap.Error(err))
 		}
+	}()
+	if err := srv.Drain(ctx); err != nil {
+		log.Warn("the grace period is over: cutting the requests still running", zap.Error(err))
 	}
+	// Nothing runs any more (or it is being cut): close the listeners and
+	// the idle connections without waiting again.
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), time.Second)
+	defer cancelStop()
+	if err := srv.Stop(stopCtx); err != nil {
+		log.Warn("connections closed while still busy", zap.Error(err))
+	}
+	<-batchDone
 }
 
 func engineOptions(cfg *configs.Config) scheduler.Options {

@@ -1,6 +1,8 @@
 // Package fake is an engine.Engine for testing the layers above the real
 // one: it "generates" a scripted list of chunks, honours max tokens, stop
-// strings are not its business, and it records the requests it saw.
+// strings are not its business, and it records the requests it saw. With
+// MaxRunning it has slots and a queue, and its Stats report them (running
+// and waiting adapters, KV cells) as the real scheduler's do.
 package fake
 
 import (
@@ -22,7 +24,15 @@ type Engine struct {
 	// Block, if non-nil, is waited on before each chunk (tests of
 	// cancellation and load).
 	Block chan struct{}
-	busy  int
+	// MaxRunning, when > 0, is the number of slots: requests beyond it
+	// wait in a queue (Stats' QueueDepth, WaitingAdapters) until one ends.
+	MaxRunning int
+	busy       int
+	running    []*engine.Request
+	waiting    []*engine.Request
+	freed      chan struct{} // closed and replaced when a slot frees
+	// kvUsed counts, per running request, its prompt words and chunks so far.
+	kvUsed map[*engine.Request]int
 }
 
 // New returns a fake whose every request yields the given texts, one token each.
@@ -43,13 +53,16 @@ func (e *Engine) Generate(ctx context.Context, req *engine.Request, fn func(engi
 	}
 	e.Requests = append(e.Requests, *req)
 	script, err := e.Script, e.Err
-	e.busy++
 	e.mu.Unlock()
-	defer func() { e.mu.Lock(); e.busy--; e.mu.Unlock() }()
 	if err != nil {
 		return nil, err
 	}
+	if err := e.take(ctx, req); err != nil {
+		return nil, err
+	}
+	defer e.release(req)
 	res := &engine.Result{PromptTokens: len(strings.Fields(req.Prompt)) + len(req.PromptTokens), FinishReason: engine.FinishStop}
+	e.setKV(req, res.PromptTokens)
 	var text strings.Builder
 	for i, c := range script {
 		if e.Block != nil {
@@ -67,6 +80,7 @@ func (e *Engine) Generate(ctx context.Context, req *engine.Request, fn func(engi
 		}
 		text.WriteString(c.Text)
 		res.CompletionTokens++
+		e.setKV(req, res.PromptTokens+res.CompletionTokens)
 		if req.MaxTokens > 0 && i+1 >= req.MaxTokens {
 			res.FinishReason = engine.FinishLength
 			break
@@ -74,6 +88,66 @@ func (e *Engine) Generate(ctx context.Context, req *engine.Request, fn func(engi
 	}
 	res.Text = text.String()
 	return res, nil
+}
+
+// take waits for a slot (MaxRunning) and marks req running.
+func (e *Engine) take(ctx context.Context, req *engine.Request) error {
+	e.mu.Lock()
+	queued := false
+	for e.MaxRunning > 0 && e.busy >= e.MaxRunning {
+		if !queued {
+			e.waiting, queued = append(e.waiting, req), true
+		}
+		if e.freed == nil {
+			e.freed = make(chan struct{})
+		}
+		freed := e.freed
+		e.mu.Unlock()
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			e.mu.Lock()
+			e.waiting = remove(e.waiting, req)
+			e.mu.Unlock()
+			return ctx.Err()
+		}
+		e.mu.Lock()
+	}
+	e.waiting = remove(e.waiting, req)
+	e.running = append(e.running, req)
+	e.busy++
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *Engine) release(req *engine.Request) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.busy--
+	e.running = remove(e.running, req)
+	delete(e.kvUsed, req)
+	if e.freed != nil {
+		close(e.freed)
+		e.freed = nil
+	}
+}
+
+func (e *Engine) setKV(req *engine.Request, n int) {
+	e.mu.Lock()
+	if e.kvUsed == nil {
+		e.kvUsed = map[*engine.Request]int{}
+	}
+	e.kvUsed[req] = n
+	e.mu.Unlock()
+}
+
+func remove(list []*engine.Request, req *engine.Request) []*engine.Request {
+	for i, r := range list {
+		if r == req {
+			return append(list[:i:i], list[i+1:]...)
+		}
+	}
+	return list
 }
 
 // Tokenize splits on spaces and numbers the words (enough for handler tests).
@@ -104,7 +178,15 @@ func (e *Engine) Info() engine.ModelInfo { return e.Model }
 func (e *Engine) Stats() engine.Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return engine.Stats{Slots: e.Model.Parallel, BusySlots: e.busy}
+	st := engine.Stats{Slots: e.Model.Parallel, BusySlots: e.busy, QueueDepth: len(e.waiting), KVCells: e.Model.ContextSize * e.Model.Parallel}
+	for _, r := range e.running {
+		st.RunningAdapters = engine.AddAdapters(st.RunningAdapters, r.Adapters)
+		st.KVCellsUsed += e.kvUsed[r]
+	}
+	for _, r := range e.waiting {
+		st.WaitingAdapters = engine.AddAdapters(st.WaitingAdapters, r.Adapters)
+	}
+	return st
 }
 
 // Close implements engine.Engine.

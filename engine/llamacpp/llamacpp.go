@@ -576,6 +576,12 @@ func (c *Context) SeqRm(seq, p0, p1 int) bool {
 	return bool(C.llama_memory_seq_rm(C.llama_get_memory(c.c), C.llama_seq_id(seq), C.llama_pos(p0), C.llama_pos(p1)))
 }
 
+// SeqPosMax is the last position seq holds KV cells for, -1 when it holds
+// none (its cells are positions 0..SeqPosMax, as the scheduler fills them).
+func (c *Context) SeqPosMax(seq int) int {
+	return int(C.llama_memory_seq_pos_max(C.llama_get_memory(c.c), C.llama_seq_id(seq)))
+}
+
 // Logits returns the logits of batch row i as a view into llama.cpp's
 // buffer: valid until the next Decode, and never to be written.
 func (c *Context) Logits(i int) []float32 {

@@ -32,11 +32,13 @@ func (e *Engine) loop() {
 		}
 		e.reap()
 		e.admit()
+		e.publish()
 		if e.busy.Load() == 0 {
 			<-e.wake
 			continue
 		}
 		e.step()
+		e.publish()
 	}
 }
 

@@ -70,6 +70,13 @@ type Engine struct {
 	slots []*slot // owned by the loop goroutine
 	busy  atomic.Int32
 	rr    int // round-robin start for prefill fairness
+
+	// What the loop publishes about its slots for Stats (publish).
+	kvCells   int
+	statsMu   sync.Mutex
+	kvUsed    int
+	running   []engine.Adapter
+	published bool // the last publish saw adapters, or KV cells in use
 }
 
 // New loads the model, creates the context and starts the decode loop.
@@ -184,6 +191,7 @@ func newEngine(model *llamacpp.Model, lctx *llamacpp.Context, opts Options, ctxS
 	for i := range opts.Parallel {
 		e.slots = append(e.slots, &slot{id: i})
 	}
+	e.kvCells = lctx.NCtx()
 	e.batch = llamacpp.NewBatch(opts.BatchSize)
 	log.Info("engine ready",
 		zap.String("model", id), zap.String("desc", e.info.Description), zap.String("backend", backend),
@@ -199,10 +207,44 @@ func (e *Engine) Info() engine.ModelInfo { return e.info }
 
 // Stats implements engine.Engine.
 func (e *Engine) Stats() engine.Stats {
+	st := engine.Stats{Slots: len(e.slots), BusySlots: int(e.busy.Load()), QueueSize: e.opts.QueueSize, KVCells: e.kvCells}
 	e.mu.Lock()
-	q := len(e.queue)
+	st.QueueDepth = len(e.queue)
+	for _, q := range e.queue {
+		st.WaitingAdapters = engine.AddAdapters(st.WaitingAdapters, q.req.Adapters)
+	}
 	e.mu.Unlock()
-	return engine.Stats{Slots: len(e.slots), BusySlots: int(e.busy.Load()), QueueDepth: q, QueueSize: e.opts.QueueSize}
+	e.statsMu.Lock()
+	st.KVCellsUsed = e.kvUsed
+	st.RunningAdapters = append([]engine.Adapter(nil), e.running...)
+	e.statsMu.Unlock()
+	return st
+}
+
+// publish records, for Stats, the KV cells the running sequences hold and
+// their adapters. The cells are counted from the slots' token lists, not
+// asked of llama.cpp: the loop keeps s.cache equal to the cells of the
+// slot's sequence (every decode appends, every SeqRm trims it), so the
+// count is exact and costs no cgo call per step; and only the scheduler
+// knows which cells belong to a running sequence and which an idle slot
+// merely keeps for prefix reuse. Called by the loop goroutine after every
+// change of the slots.
+func (e *Engine) publish() {
+	used := 0
+	var running []engine.Adapter
+	for _, s := range e.slots {
+		if s.seq != nil {
+			used += len(s.cache)
+			running = engine.AddAdapters(running, s.seq.req.Adapters)
+		}
+	}
+	if used == 0 && running == nil && !e.published {
+		return // idle, and already published as such
+	}
+	e.statsMu.Lock()
+	e.kvUsed, e.running = used, running
+	e.statsMu.Unlock()
+	e.published = used > 0 || running != nil
 }
 
 // Tokenize implements engine.Engine.

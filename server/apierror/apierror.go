@@ -60,6 +60,17 @@ func Unauthorized(msg string) *Error {
 	return &Error{Status: http.StatusUnauthorized, Type: "authentication_error", Code: "invalid_api_key", Message: msg}
 }
 
+// Forbidden: the caller is known but may not do this (an API key on an
+// operator route).
+func Forbidden(code, msg string) *Error {
+	return &Error{Status: http.StatusForbidden, Type: "permission_error", Code: code, Message: msg}
+}
+
+// ShuttingDown answers requests that arrive while the server drains.
+func ShuttingDown() *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "shutting_down", Message: "the server is shutting down; retry the request (another replica will take it)", RetryAfter: 1}
+}
+
 func Loading() *Error {
 	return &Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "model_loading", Message: "the model is still loading", RetryAfter: 5}
 }
