@@ -75,8 +75,11 @@ func (s *Store) CreateBatch(ctx context.Context, owner string, p CreateBatchPara
 		return nil, fmt.Errorf("batch: recording %s: %w", id, err)
 	}
 	s.log.Info("batch created", zap.String("batch", id), zap.String("input_file", in.ID), zap.String("endpoint", p.Endpoint))
+	// Read it back before waking the runner: the answer is the batch as
+	// created (validating), as OpenAI's, not a later state.
+	b, err := s.GetBatch(ctx, owner, id)
 	s.poke()
-	return s.GetBatch(ctx, owner, id)
+	return b, err
 }
 
 func checkMetadata(m map[string]string) error {

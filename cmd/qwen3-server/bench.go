@@ -212,6 +212,24 @@ func runHTTPBench(o bench.Options, log *zap.Logger, device, desc, out, peerURL, 
 	return nil
 }
 
+// ttftRounds runs the interactive clients n times and keeps the median
+// round's time to first token (p50) and the worst round's p95.
+func ttftRounds(ctx context.Context, name string, o bench.HTTPOptions, n int) (bench.HTTPResult, error) {
+	var p50s []time.Duration
+	var out bench.HTTPResult
+	for range n {
+		r, err := bench.HTTPRun(ctx, name, o)
+		if err != nil {
+			return out, err
+		}
+		p50s = append(p50s, r.TTFTp50)
+		out.TTFTp95 = max(out.TTFTp95, r.TTFTp95)
+	}
+	slices.Sort(p50s)
+	out.TTFTp50 = p50s[n/2]
+	return out, nil
+}
+
 // runBatchBench serves the Batch API on the scheduler (slots: the largest
 // level) and measures issue 16's two targets through HTTP: interactive time
 // to first token while a large batch runs against idle (≤ 1.5×), and a
@@ -257,7 +275,12 @@ func runBatchBench(o bench.Options, log *zap.Logger, device, desc, out string, l
 	chat := bench.HTTPOptions{BaseURL: base, Model: "bench", Prompts: bench.RandomTextPrompts(interactive, o.PromptLen-8), GenLen: o.GenLen, IgnoreEOS: true}
 	job := bench.BatchJob{BaseURL: base, Model: "bench", Prompts: bench.RandomTextPrompts(lines, o.PromptLen-8), GenLen: o.GenLen}
 
-	idle, err := bench.HTTPRun(ctx, "idle", chat)
+	// The first requests pay for warm-up (graph allocation, caches): one
+	// round is thrown away, then each figure is the median of 5 rounds.
+	if _, err := bench.HTTPRun(ctx, "warm-up", chat); err != nil {
+		return err
+	}
+	idle, err := ttftRounds(ctx, "idle", chat, 5)
 	if err != nil {
 		return err
 	}
@@ -269,7 +292,7 @@ func runBatchBench(o bench.Options, log *zap.Logger, device, desc, out string, l
 	if err := bench.WaitRunning(ctx, base, id); err != nil {
 		return err
 	}
-	loaded, err := bench.HTTPRun(ctx, "under batch", chat)
+	loaded, err := ttftRounds(ctx, "under batch", chat, 5)
 	if err != nil {
 		return err
 	}
@@ -299,9 +322,9 @@ func runBatchBench(o bench.Options, log *zap.Logger, device, desc, out string, l
 	fmt.Fprintf(&b, "device: %s; model: %s; %d slots; prompt ~%d tokens (text), %d generated; batch.max_concurrency %d; %d interactive clients\n\n",
 		device, desc, slots, o.PromptLen, o.GenLen, conc, interactive)
 	b.WriteString("| measure | reference | with batches | ratio | target |\n| --- | ---: | ---: | ---: | --- |\n")
-	fmt.Fprintf(&b, "| interactive TTFT p50 (idle → while a %d-line batch runs) | %s | %s | %.2f | ≤ 1.5 |\n", lines,
+	fmt.Fprintf(&b, "| interactive TTFT p50, median of 5 rounds after a warm-up (idle → while a %d-line batch runs) | %s | %s | %.2f | ≤ 1.5 |\n", lines,
 		idle.TTFTp50.Round(100*time.Microsecond), loaded.TTFTp50.Round(100*time.Microsecond), loaded.TTFTp50.Seconds()/idle.TTFTp50.Seconds())
-	fmt.Fprintf(&b, "| interactive TTFT p95 | %s | %s | %.2f | |\n",
+	fmt.Fprintf(&b, "| interactive TTFT p95, worst round | %s | %s | %.2f | |\n",
 		idle.TTFTp95.Round(100*time.Microsecond), loaded.TTFTp95.Round(100*time.Microsecond), loaded.TTFTp95.Seconds()/idle.TTFTp95.Seconds())
 	fmt.Fprintf(&b, "| tok/s of %d requests (%d plain clients → one batch) | %.0f | %.0f | %.2f | ≥ 0.9 |\n", len(small.Prompts), conc,
 		plain.TokensPerSecond(), asBatch.TokensPerSecond(), asBatch.TokensPerSecond()/plain.TokensPerSecond())

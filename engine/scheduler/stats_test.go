@@ -74,7 +74,9 @@ func TestStatsKVCellsOnTheModel(t *testing.T) {
 	var during engine.Stats
 	chunks := 0
 	res, err := e.Generate(context.Background(), &engine.Request{PromptTokens: prompt, MaxTokens: maxTokens, IgnoreEOS: true}, func(engine.Chunk) error {
-		if chunks++; chunks == 1 {
+		// Stats are published at the end of a step, after its chunks went
+		// out; by the 10th chunk, the steps before it have published.
+		if chunks++; chunks == 10 {
 			during = e.Stats()
 		}
 		return nil
