@@ -87,9 +87,13 @@ type runner struct {
 	stopOnce sync.Once
 	wg       sync.WaitGroup // workers and validations
 
-	mu          sync.Mutex
-	active      map[string]*active
-	inflight    int       // lines running, over all batches
+	mu     sync.Mutex
+	active map[string]*active
+	// inflight counts the lines executing, over all batches: what
+	// MaxConcurrency caps. A line leaves it as soon as its answer is back,
+	// before its result is written, and stays in its batch's active.lines
+	// until the write has committed.
+	inflight    int
 	pausedUntil time.Time // after ErrRetryLater or a failed write
 }
 
@@ -314,11 +318,18 @@ func (r *runner) work(b *batchRow, a *active, l lineRef) {
 	defer func() {
 		r.mu.Lock()
 		delete(a.lines, l.no)
-		r.inflight--
 		r.mu.Unlock()
 		r.s.poke()
 	}()
 	res, ok := r.execute(a, b.Endpoint, l)
+	// The engine's slot is free now: the next line is dispatched while this
+	// one's result is written (an fsync), not after, so a line in flight
+	// is not a slot left idle for the write and the wake-up. The line stays
+	// in a.lines meanwhile, so no dispatch picks it again.
+	r.mu.Lock()
+	r.inflight--
+	r.mu.Unlock()
+	r.s.poke()
 	if !ok {
 		return
 	}

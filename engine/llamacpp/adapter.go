@@ -42,7 +42,7 @@ func (a *Adapter) Close() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.c != nil {
-		if !gpuBackendLoaded { // see gpuBackendLoaded
+		if !keepOnClose() {
 			C.llama_adapter_lora_free(a.c)
 		}
 		a.c = nil

@@ -126,6 +126,19 @@ var initOnce sync.Once
 // context per process, so nothing accumulates.
 var gpuBackendLoaded bool
 
+// freeWithGPU, set by FreeWithGPU, frees llama.cpp objects even with a GPU
+// backend loaded: how the GPU teardown test (engine/scheduler, TestGPU*)
+// checks whether the crash is still there.
+var freeWithGPU bool
+
+// FreeWithGPU makes Close free models, contexts and adapters with a GPU
+// backend loaded too. Call it before loading anything.
+func FreeWithGPU(on bool) { freeWithGPU = on }
+
+// keepOnClose reports whether Close must leave the llama.cpp object to
+// process exit (see gpuBackendLoaded).
+func keepOnClose() bool { return gpuBackendLoaded && !freeWithGPU }
+
 // Init loads the ggml backends once per process. libDir is the folder that
 // holds optional GPU backends (libggml-cuda.so); its libggml-base.so is
 // loaded first, globally, so that the CUDA backend's dependency resolves
@@ -324,7 +337,7 @@ func (m *Model) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.c != nil {
-		if !gpuBackendLoaded {
+		if !keepOnClose() {
 			C.llama_model_free(m.c)
 		}
 		m.c = nil
@@ -503,7 +516,7 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 // Close frees the context. Idempotent.
 func (c *Context) Close() {
 	if c.c != nil {
-		if !gpuBackendLoaded { // see gpuBackendLoaded
+		if !keepOnClose() {
 			C.llama_free(c.c)
 		}
 		c.c = nil

@@ -355,11 +355,20 @@ func (e *Engine) buildBatch(slots []*slot, prefill bool) ([]*slot, []prefillChun
 		}
 	}
 	chunks := e.chunks[:0]
+	// While an interactive prompt waits to be prefilled, batch lines'
+	// prompts wait a step: a step's cost grows with its prefill tokens, and
+	// a batch line's prompt in the same step would delay the interactive
+	// request's first token by as much again. Their decode tokens stay (one
+	// row each, next to nothing against a prompt).
+	lowWaits := e.interactivePrefill()
 	for i := range slots {
 		s := slots[(e.rr+i)%len(slots)]
 		q := s.seq
 		room := b.Cap() - b.Len()
 		if !prefill || q == nil || q.decoding || len(q.pending) == 0 || room == 0 {
+			continue
+		}
+		if lowWaits && q.req.Priority == engine.PriorityLow {
 			continue
 		}
 		n := min(len(q.pending), room)
@@ -376,6 +385,17 @@ func (e *Engine) buildBatch(slots []*slot, prefill bool) ([]*slot, []prefillChun
 	}
 	e.rows, e.chunks = rows, chunks
 	return rows, chunks
+}
+
+// interactivePrefill reports whether an interactive sequence in any slot
+// (of any adapter group) still has prompt tokens to decode.
+func (e *Engine) interactivePrefill() bool {
+	for _, s := range e.slots {
+		if q := s.seq; q != nil && !q.decoding && len(q.pending) > 0 && q.req.Priority != engine.PriorityLow {
+			return true
+		}
+	}
+	return false
 }
 
 // decoding reports whether any of slots has a token to decode.

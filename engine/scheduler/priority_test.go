@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -148,5 +149,37 @@ func TestInteractivePreemptsLow(t *testing.T) {
 	}
 	if s := e.Stats(); s.BusySlots != 1 {
 		t.Fatalf("the other batch line should still run: %+v", s)
+	}
+}
+
+// An interactive prompt is prefilled alone while batch lines' prompts
+// wait: a batch line whose prompt was well under way when a longer
+// interactive prompt arrived still gets its first token after it. With
+// prefill shared round robin, the line's shorter rest would finish first.
+func TestInteractivePrefillGoesFirst(t *testing.T) {
+	e := startEngine(t, func(o *Options) { o.Parallel, o.BatchSize, o.ContextSize = 2, 8, 4096 })
+	var mu sync.Mutex
+	var order []string
+	first := func(name string) func(engine.Chunk) error {
+		var once sync.Once
+		return func(engine.Chunk) error {
+			once.Do(func() { mu.Lock(); order = append(order, name); mu.Unlock() })
+			return nil
+		}
+	}
+	var wg sync.WaitGroup
+	run := func(name, prompt string, p engine.Priority) {
+		defer wg.Done()
+		if _, err := e.Generate(context.Background(), &engine.Request{Prompt: prompt, IgnoreEOS: true, MaxTokens: 2, Priority: p}, first(name)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	wg.Add(2)
+	go run("low", strings.Repeat(" hello", 1000), engine.PriorityLow)
+	waitFor(t, func() bool { return e.Stats().BusySlots == 1 }, "the batch line in a slot")
+	go run("interactive", strings.Repeat(" world", 2500), engine.PriorityInteractive)
+	wg.Wait()
+	if len(order) != 2 || order[0] != "interactive" {
+		t.Fatalf("first tokens in the order %v, want the interactive request's first", order)
 	}
 }
