@@ -90,9 +90,9 @@ func TestStatsKVCellsOnTheModel(t *testing.T) {
 	if during.KVCells != perSeq*seqs || during.BusySlots != 1 || during.KVCellsUsed < len(prompt) || during.KVCellsUsed > len(prompt)+maxTokens {
 		t.Fatalf("while running (prompt %d tokens): %+v", len(prompt), during)
 	}
-	if st := e.Stats(); st.KVCellsUsed != 0 || st.BusySlots != 0 {
-		t.Fatalf("after: %+v", st)
-	}
+	// The loop publishes right after the step that woke this goroutine;
+	// under load the read above can come first.
+	waitFor(t, func() bool { st := e.Stats(); return st.KVCellsUsed == 0 && st.BusySlots == 0 }, "Stats to show the finished sequence gone")
 	e.Close() // the loop is stopped: the slots can be read here
 	held := 0
 	for _, s := range e.slots {
