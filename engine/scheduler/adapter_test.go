@@ -221,10 +221,12 @@ func decodeLogits(t *testing.T, model, lora string, gpuLayers int, shape decodeS
 			t.Fatal(err)
 		}
 		defer a.Close()
-		if err := ctx.SetAdapters([]llamacpp.AdapterScale{{Adapter: a, Scale: 1}}); err != nil {
-			t.Fatal(err)
+		for seq := range seqs {
+			if err := ctx.SetSeqAdapters(seq, []llamacpp.AdapterScale{{Adapter: a, Scale: 1}}); err != nil {
+				t.Fatal(err)
+			}
+			defer ctx.SetSeqAdapters(seq, nil)
 		}
-		defer ctx.SetAdapters(nil)
 	}
 	toks, err := m.Tokenize("Merge me, please: the logits must agree.", false, true)
 	if err != nil {

@@ -63,9 +63,7 @@ type Engine struct {
 	profMu      sync.Mutex
 	prof        Profile
 
-	activeKey string // adapter set applied to the context
-	admitted  uint64 // sequences admitted so far: their order, newest last
-	grr       int    // round-robin start over adapter groups
+	admitted uint64 // sequences admitted so far: their order, newest last
 
 	slots []*slot // owned by the loop goroutine
 	busy  atomic.Int32
