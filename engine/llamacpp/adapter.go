@@ -43,8 +43,11 @@ func LoadAdapter(m *Model, path string) (*Adapter, error) {
 	return &Adapter{c: a}, nil
 }
 
-// Close frees the adapter. Idempotent. The caller must make sure no context
-// still uses it (the scheduler clears a context's adapters first).
+// Close frees the adapter. Idempotent. The caller must make sure no
+// sequence's set names it any more (SetSeqAdapters): the scheduler clears
+// a slot's set when its request ends, and the adapter registry closes an
+// adapter only after its last request ended. Close waits for a
+// SetSeqAdapters call that is reading the adapter.
 func (a *Adapter) Close() {
 	a.mu.Lock()
 	defer a.mu.Unlock()

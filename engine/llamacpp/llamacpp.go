@@ -1,6 +1,9 @@
 // Package llamacpp is the project's only cgo package: a thin, memory-safe
 // wrapper over llama.cpp's C API as vendored by github.com/ollama/ollama/llama
-// (v0.17.4). That package compiles llama.cpp and ggml into the binary; this
+// (v0.17.4), patched by us (go.mod replaces the module by build/ollama-src,
+// which `make llama-src` makes: engine/llamacpp/patches/llama-*.patch, the
+// per-sequence adapters of SetSeqAdapters). That package compiles llama.cpp
+// and ggml into the binary; this
 // one binds the few functions the scheduler needs with Go-owned handles that
 // have idempotent Close methods, frees every C string it makes, and exposes
 // a sampling entry point that can run on several goroutines at once.

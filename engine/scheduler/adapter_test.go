@@ -73,7 +73,8 @@ func TestAdapterChangesOutputScaleZeroIsBase(t *testing.T) {
 }
 
 // Requests for different adapters, decoded concurrently (one llama_decode
-// per adapter group each step), each give what they give alone.
+// per step for all of them: per-sequence adapters), each give what they
+// give alone.
 func TestConcurrentAdaptersMatchAlone(t *testing.T) {
 	e := startEngine(t, nil)
 	a1 := makeAdapter(t, e, 1, all7...)
