@@ -49,10 +49,17 @@ func f32TinyBase(t *testing.T, layers int) string {
 // for the tiny shape with that many layers, and converts it to GGUF.
 func loraFile(t *testing.T, layers int, seed uint64, rank int, targets ...string) string {
 	t.Helper()
+	return loraFileOf(t, "F32", layers, seed, rank, targets...)
+}
+
+// loraFileOf is loraFile with the PEFT weights' type (F16 stays F16 in the
+// GGUF, F32 and BF16 become F32).
+func loraFileOf(t *testing.T, dtype string, layers int, seed uint64, rank int, targets ...string) string {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "peft")
 	dims := tinyDims
 	dims.Layers = layers
-	p := modelgen.RandomPEFT{Dims: dims, Rank: rank, Alpha: float64(2 * rank), DType: "F32", Seed: seed, Scale: 0.5, Targets: targets}
+	p := modelgen.RandomPEFT{Dims: dims, Rank: rank, Alpha: float64(2 * rank), DType: dtype, Seed: seed, Scale: 0.5, Targets: targets}
 	if err := p.Write(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -244,6 +251,11 @@ const deepLayers = 12
 
 func newMixedFixture(t *testing.T, layers int) mixedFixture {
 	t.Helper()
+	return newMixedFixtureOf(t, "F32", layers)
+}
+
+func newMixedFixtureOf(t *testing.T, dtype string, layers int) mixedFixture {
+	t.Helper()
 	L := layers
 	m, err := llamacpp.LoadModel(llamacpp.ModelParams{Path: f32TinyBase(t, L), GPULayers: 0})
 	if err != nil {
@@ -251,10 +263,10 @@ func newMixedFixture(t *testing.T, layers int) mixedFixture {
 	}
 	t.Cleanup(m.Close)
 	return mixedFixture{m: m, adapts: []string{
-		loraFile(t, L, 21, 4, all7...),
-		loraFile(t, L, 22, 8, "q_proj", "v_proj"),
-		loraFile(t, L, 23, 16, "gate_proj", "up_proj", "down_proj"),
-		loraFile(t, L, 24, 64, all7...),
+		loraFileOf(t, dtype, L, 21, 4, all7...),
+		loraFileOf(t, dtype, L, 22, 8, "q_proj", "v_proj"),
+		loraFileOf(t, dtype, L, 23, 16, "gate_proj", "up_proj", "down_proj"),
+		loraFileOf(t, dtype, L, 24, 64, all7...),
 	}}
 }
 
@@ -263,7 +275,16 @@ func newMixedFixture(t *testing.T, layers int) mixedFixture {
 // one decode per step; prompts of different lengths so that the prefill
 // step mixes them too. Each gives the logits and tokens it gives alone.
 func TestMixedAdaptersOneDecodeEqualAlone(t *testing.T) {
-	testMixedAdapters(t, tinyDims.Layers, 1e-4)
+	testMixedAdapters(t, newMixedFixture(t, tinyDims.Layers), 1e-4)
+}
+
+// F16 adapter files: the pools stay F16 (alpha/rank = 2 folds into B
+// exactly), and the mixed path still matches the single-set one, to 5e-4:
+// both round A·x to F16 for the B product, but from sums made by other
+// kernels (mul_mat_id's per-slot dot products, the batched matmul of a
+// prompt), so a few values round the other way (1.5e-4 seen, on prompt rows).
+func TestMixedF16AdaptersEqualAlone(t *testing.T) {
+	testMixedAdapters(t, newMixedFixtureOf(t, "F16", tinyDims.Layers), 5e-4)
 }
 
 // The same with 12 layers: the graph outgrows llama.cpp's node floor (the
@@ -272,11 +293,10 @@ func TestMixedAdaptersOneDecodeEqualAlone(t *testing.T) {
 // their runs alone by up to 1.5e-4 too (the batch changes the kernels and
 // the summation order), with no adapter involved.
 func TestMixedAdaptersDeepModel(t *testing.T) {
-	testMixedAdapters(t, deepLayers, 1e-3)
+	testMixedAdapters(t, newMixedFixture(t, deepLayers), 1e-3)
 }
 
-func testMixedAdapters(t *testing.T, layers int, tol float64) {
-	f := newMixedFixture(t, layers)
+func testMixedAdapters(t *testing.T, f mixedFixture, tol float64) {
 	prompts := []string{"The quick brown fox", "def fibonacci(n):", "你好，世界", "Once upon a time there was",
 		"1, 2, 3,", "<|im_start|>user\nHi<|im_end|>", "Base again, a longer prompt than most"}
 	sets := [][]use{
