@@ -21,8 +21,12 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
 COPY --from=go /usr/local/go /usr/local/go
 ENV PATH=/usr/local/go/bin:$PATH
 WORKDIR /src
-COPY go.mod go.sum ./
-RUN go mod download
+# go.mod replaces github.com/ollama/ollama by build/ollama-src, our patched
+# copy of it (make llama-src: the Makefile and the patches are all it needs),
+# so the module download layer makes that folder first.
+COPY go.mod go.sum Makefile ./
+COPY engine/llamacpp/patches engine/llamacpp/patches
+RUN make llama-src && go mod download
 COPY . .
 RUN make deps build cpu && make cuda CUDA_ARCH=${CUDA_ARCH}
 

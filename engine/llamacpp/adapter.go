@@ -3,6 +3,13 @@ package llamacpp
 /*
 #include <stdlib.h>
 #include "llama.h"
+// Our llama.cpp patch's API (make llama-src puts it into build/ollama-src,
+// make deps copies it into .deps/include). Unpatched sources have no such
+// header, and stale ones another version: either stops the build here.
+#include "llama-qs.h"
+#if !defined(LLAMA_QS_PATCH_VERSION) || LLAMA_QS_PATCH_VERSION != 1
+#error "llama-qs.h is not version 1 of engine/llamacpp/patches/llama-multilora.patch: run make deps"
+#endif
 */
 import "C"
 
@@ -36,8 +43,11 @@ func LoadAdapter(m *Model, path string) (*Adapter, error) {
 	return &Adapter{c: a}, nil
 }
 
-// Close frees the adapter. Idempotent. The caller must make sure no context
-// still uses it (the scheduler clears a context's adapters first).
+// Close frees the adapter. Idempotent. The caller must make sure no
+// sequence's set names it any more (SetSeqAdapters): the scheduler clears
+// a slot's set when its request ends, and the adapter registry closes an
+// adapter only after its last request ended. Close waits for a
+// SetSeqAdapters call that is reading the adapter.
 func (a *Adapter) Close() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -55,24 +65,64 @@ type AdapterScale struct {
 	Scale   float32
 }
 
-// SetAdapters makes exactly these adapters active on the context for the
-// following decodes.
-func (c *Context) SetAdapters(list []AdapterScale) error {
-	// Decode's graph-reuse guard needs to know when the set changes. The
-	// Go handles are compared, not the C addresses: an adapter loaded after
-	// another was freed may get its address, never its *Adapter.
-	if !slices.Equal(list, c.applied) {
-		c.adapterGen++
-		c.applied = append(c.applied[:0], list...)
+// ErrAdapterClosed means a set named an adapter that was closed.
+var ErrAdapterClosed = errors.New("adapter is closed")
+
+// SeqAdapterError is llama.cpp refusing a sequence's adapter set.
+type SeqAdapterError struct {
+	Seq  int
+	Code int // -1: sequence id out of range; -2: the adapter pools could not be allocated
+}
+
+func (e *SeqAdapterError) Error() string {
+	switch e.Code {
+	case -1:
+		return fmt.Sprintf("llama_qs_set_seq_adapters: sequence %d is out of range", e.Seq)
+	case -2:
+		return fmt.Sprintf("llama_qs_set_seq_adapters: cannot allocate the adapter pools for sequence %d (out of memory?)", e.Seq)
 	}
-	C.llama_clear_adapter_lora(c.c)
-	for _, a := range list {
-		if a.Adapter == nil || a.Adapter.c == nil {
-			return errors.New("adapter is closed")
+	return fmt.Sprintf("llama_qs_set_seq_adapters failed for sequence %d (%d)", e.Seq, e.Code)
+}
+
+// SetSeqAdapters makes exactly these adapters (none: the base model) apply
+// to the tokens of sequence seq from the next Decode on; every sequence of
+// a batch runs with its own set in the same llama_decode (our llama.cpp
+// patch, engine/llamacpp/patches/llama-multilora.patch). llama.cpp copies
+// the adapters' weights into per-context pools here, but a set of one
+// adapter on every token of a batch runs on the adapter's own tensors: an
+// adapter must stay open until every sequence that names it was given
+// another set. The graph-reuse guard is llama.cpp's own (the patch keys
+// reuse on the adapter assignment).
+func (c *Context) SetSeqAdapters(seq int, list []AdapterScale) error {
+	n := len(list)
+	var ptrs **C.struct_llama_adapter_lora
+	var scales *C.float
+	if n > 0 {
+		// C arrays: the C side reads them during the call only.
+		ptrs = (**C.struct_llama_adapter_lora)(C.malloc(C.size_t(n) * C.size_t(unsafe.Sizeof(uintptr(0)))))
+		defer C.free(unsafe.Pointer(ptrs))
+		scales = (*C.float)(C.malloc(C.size_t(n) * C.size_t(unsafe.Sizeof(C.float(0)))))
+		defer C.free(unsafe.Pointer(scales))
+		ps, ss := unsafe.Slice(ptrs, n), unsafe.Slice(scales, n)
+		for i, a := range list {
+			if a.Adapter == nil {
+				return ErrAdapterClosed
+			}
+			// Held across the call (once per adapter, which a set may name
+			// twice): Close waits, so llama.cpp reads a live adapter while
+			// it copies it into its pools.
+			if !slices.ContainsFunc(list[:i], func(p AdapterScale) bool { return p.Adapter == a.Adapter }) {
+				a.Adapter.mu.Lock()
+				defer a.Adapter.mu.Unlock()
+			}
+			if a.Adapter.c == nil {
+				return ErrAdapterClosed
+			}
+			ps[i], ss[i] = a.Adapter.c, C.float(a.Scale)
 		}
-		if r := C.llama_set_adapter_lora(c.c, a.Adapter.c, C.float(a.Scale)); r != 0 {
-			return fmt.Errorf("llama_set_adapter_lora failed (%d)", int(r))
-		}
+	}
+	if r := C.llama_qs_set_seq_adapters(c.c, C.llama_seq_id(seq), C.int32_t(n), ptrs, scales); r != 0 {
+		return &SeqAdapterError{Seq: seq, Code: int(r)}
 	}
 	return nil
 }

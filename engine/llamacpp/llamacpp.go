@@ -1,6 +1,9 @@
 // Package llamacpp is the project's only cgo package: a thin, memory-safe
 // wrapper over llama.cpp's C API as vendored by github.com/ollama/ollama/llama
-// (v0.17.4). That package compiles llama.cpp and ggml into the binary; this
+// (v0.17.4), patched by us (go.mod replaces the module by build/ollama-src,
+// which `make llama-src` makes: engine/llamacpp/patches/llama-*.patch, the
+// per-sequence adapters of SetSeqAdapters). That package compiles llama.cpp
+// and ggml into the binary; this
 // one binds the few functions the scheduler needs with Go-owned handles that
 // have idempotent Close methods, frees every C string it makes, and exposes
 // a sampling entry point that can run on several goroutines at once.
@@ -22,6 +25,7 @@ package llamacpp
 #include "ggml.h"
 #include "ggml-backend.h"
 #include "llama.h"
+#include "llama-qs.h"
 
 extern void goLlamaLog(int level, char *text);
 
@@ -455,14 +459,6 @@ type ContextParams struct {
 type Context struct {
 	c      *C.struct_llama_context
 	nVocab int
-
-	// Graph-reuse guard (see Decode): the adapter set applied now, bumped
-	// generation when it changes, the generation the last Decode ran with,
-	// and that Decode's sequences.
-	applied                []AdapterScale
-	adapterGen, decodedGen uint64
-	lastSeqs               []bool // by sequence id
-	oneStream              bool   // a single KV stream: llama.cpp does not compare sequence ids
 }
 
 func ggmlType(kv string) (C.enum_ggml_type, error) {
@@ -506,11 +502,16 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 	default:
 		params.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_AUTO
 	}
+	// The library must be the patched one the header is (llama-qs.h, see
+	// adapter.go): a stale .deps/include could pair another.
+	if v := int(C.llama_qs_patch_version()); v != int(C.LLAMA_QS_PATCH_VERSION) {
+		return nil, fmt.Errorf("llama.cpp was built from patch version %d, this package expects %d: run make deps", v, int(C.LLAMA_QS_PATCH_VERSION))
+	}
 	c := C.llama_init_from_model(m.c, params)
 	if c == nil {
 		return nil, errors.New("llama.cpp could not create a context (out of memory? try a smaller ctx_size or parallel)")
 	}
-	return &Context{c: c, nVocab: m.nVocab, lastSeqs: make([]bool, max(p.NSeqMax, 1)), oneStream: p.NSeqMax <= 1 || p.KVUnified}, nil
+	return &Context{c: c, nVocab: m.nVocab}, nil
 }
 
 // Close frees the context. Idempotent.
@@ -532,34 +533,10 @@ func (c *Context) NCtxSeq() int { return int(C.llama_n_ctx_seq(c.c)) }
 // as it was: the caller may retry with a smaller batch.
 var ErrNoKVSlot = errors.New("llama_decode: no KV cache slot for the batch")
 
-// Decode runs the model on a batch.
-//
-// llama.cpp reuses the previous decode's graph when the new batch has the
-// same shape and sequences, and its check (llm_graph_params::allow_reuse)
-// compares only a pointer to the context's adapter map, not the adapters
-// in it: a request whose first batch looks like the last batch of a
-// request with other adapters (or scales) would run with those. When the
-// adapter set changed since the last Decode and the graph could be reused,
-// Decode flips the embeddings switch, which the check does compare, for
-// this one call: the graph is rebuilt with the adapters now set (and once
-// more on the next call); the only other effect is the output rows'
-// embeddings being copied out, unused.
+// Decode runs the model on a batch. Each token runs with its sequence's
+// adapters (SetSeqAdapters).
 func (c *Context) Decode(b *Batch) error {
-	force := c.adapterGen != c.decodedGen && c.mayReuseGraph(b)
-	if force {
-		C.llama_set_embeddings(c.c, true)
-	}
 	r := C.llama_decode(c.c, b.c)
-	if force {
-		C.llama_set_embeddings(c.c, false)
-	}
-	c.decodedGen = c.adapterGen
-	clear(c.lastSeqs)
-	for i := range b.Len() {
-		if s := b.seq(i); s >= 0 && s < len(c.lastSeqs) {
-			c.lastSeqs[s] = true
-		}
-	}
 	switch {
 	case r == 0:
 		return nil
@@ -567,21 +544,6 @@ func (c *Context) Decode(b *Batch) error {
 		return ErrNoKVSlot
 	}
 	return fmt.Errorf("llama_decode failed with code %d", int(r))
-}
-
-// mayReuseGraph: whether llama.cpp could take b's first ubatch for the last
-// decode's last one. With a KV stream per sequence it compares sequence
-// ids, so a batch that shares none with the last decode cannot match.
-func (c *Context) mayReuseGraph(b *Batch) bool {
-	if c.oneStream {
-		return true
-	}
-	for i := range b.Len() {
-		if s := b.seq(i); s >= 0 && s < len(c.lastSeqs) && c.lastSeqs[s] {
-			return true
-		}
-	}
-	return false
 }
 
 // SeqRm removes KV cells of seq in positions [p0, p1) (p1 < 0: to the end).
@@ -627,11 +589,6 @@ func (b *Batch) Add(tok int32, pos, seq int, logits bool) {
 		l = 1
 	}
 	C.qs_batch_add(&b.c, C.llama_token(tok), C.llama_pos(pos), C.llama_seq_id(seq), l)
-}
-
-// seq is token i's sequence.
-func (b *Batch) seq(i int) int {
-	return int(*unsafe.Slice(b.c.seq_id, b.cap)[i])
 }
 
 // Len is the number of tokens in the batch; Cap its capacity.

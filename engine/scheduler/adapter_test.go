@@ -73,7 +73,8 @@ func TestAdapterChangesOutputScaleZeroIsBase(t *testing.T) {
 }
 
 // Requests for different adapters, decoded concurrently (one llama_decode
-// per adapter group each step), each give what they give alone.
+// per step for all of them: per-sequence adapters), each give what they
+// give alone.
 func TestConcurrentAdaptersMatchAlone(t *testing.T) {
 	e := startEngine(t, nil)
 	a1 := makeAdapter(t, e, 1, all7...)
@@ -221,10 +222,12 @@ func decodeLogits(t *testing.T, model, lora string, gpuLayers int, shape decodeS
 			t.Fatal(err)
 		}
 		defer a.Close()
-		if err := ctx.SetAdapters([]llamacpp.AdapterScale{{Adapter: a, Scale: 1}}); err != nil {
-			t.Fatal(err)
+		for seq := range seqs {
+			if err := ctx.SetSeqAdapters(seq, []llamacpp.AdapterScale{{Adapter: a, Scale: 1}}); err != nil {
+				t.Fatal(err)
+			}
+			defer ctx.SetSeqAdapters(seq, nil)
 		}
-		defer ctx.SetAdapters(nil)
 	}
 	toks, err := m.Tokenize("Merge me, please: the logits must agree.", false, true)
 	if err != nil {

@@ -83,6 +83,13 @@ func (e *Engine) admit() {
 		}
 		key := seq.adapterKey
 		best, bestLen := e.chooseSlot(free, key, seq.prompt)
+		// The slot's sequence id runs with the request's adapters from its
+		// next decode on (and with none once it ends: finish).
+		if err := e.lctx.SetSeqAdapters(best.id, seq.adapters); err != nil {
+			seq.sampler.Close()
+			seq.complete(engine.Result{}, engine.Internal("cannot apply the adapters: %v", err))
+			continue
+		}
 		best.cacheKey = key
 		// At least the last prompt token is decoded again: its logits are
 		// needed to sample the first generated token. Prompt logprobs need
@@ -164,57 +171,17 @@ func (e *Engine) dequeue() *sequence {
 	return seq
 }
 
-// step runs one decode step for every group of sequences that share an
-// adapter set (llama.cpp applies adapters per context, so each group needs
-// its own llama_decode), starting from a different group each step so that
-// none starves. It wakes the request goroutines only at the end: woken
-// earlier, dozens of them would compete with sampling for the CPU.
+// step runs one decode step for every busy slot: one batch, one
+// llama_decode, whatever adapters the sequences use (each slot's set is
+// given to llama.cpp at admission: SetSeqAdapters). It wakes the request
+// goroutines only at the end: woken earlier, dozens of them would compete
+// with sampling for the CPU.
 func (e *Engine) step() {
 	defer e.wakeAll()
-	groups := e.groups()
-	for k := range groups {
-		g := groups[(e.grr+k)%len(groups)]
-		if g.key != e.activeKey {
-			if err := e.lctx.SetAdapters(g.adapters); err != nil {
-				for _, s := range g.slots {
-					e.finish(s, "", engine.Internal("cannot apply the adapters: %v", err))
-				}
-				continue
-			}
-			e.activeKey = g.key
-		}
-		e.stepGroup(g.slots)
-	}
-	e.grr++
+	e.stepSlots(e.slots)
 }
 
-type group struct {
-	key      string
-	adapters []llamacpp.AdapterScale
-	slots    []*slot
-}
-
-// groups partitions the busy slots by adapter set, in slot order.
-func (e *Engine) groups() []group {
-	var out []group
-	index := map[string]int{}
-	for _, s := range e.slots {
-		if s.seq == nil {
-			continue
-		}
-		key, list := s.seq.adapterKey, s.seq.adapters
-		i, ok := index[key]
-		if !ok {
-			i = len(out)
-			index[key] = i
-			out = append(out, group{key: key, adapters: list})
-		}
-		out[i].slots = append(out[i].slots, s)
-	}
-	return out
-}
-
-// stepGroup builds one batch for the given slots (decode tokens first, then
+// stepSlots builds one batch for the given slots (decode tokens first, then
 // prefill chunks, round robin so no prompt starves), decodes it and samples.
 //
 // A shared KV cache (Options.KVCacheSize) may be full. llama.cpp then
@@ -222,7 +189,7 @@ func (e *Engine) groups() []group {
 // without the idle slots' cached prefixes, then without the prefill chunks
 // (those prompts wait), then without the newest sequence, failed alone
 // with an overloaded error, until the batch fits; the others go on.
-func (e *Engine) stepGroup(slots []*slot) {
+func (e *Engine) stepSlots(slots []*slot) {
 	b := e.batch
 	defer func() { e.rr++ }() // the next step's prefill starts from the next slot
 	prefill := true

@@ -30,7 +30,7 @@ type Options struct {
 	// KVCacheSize, when > 0, is the total of KV cells, in one cache that all
 	// sequences share (llama.cpp's unified KV): it may be less than
 	// ContextSize × Parallel, and a decode that finds it full fails only
-	// the newest sequence(s) of the step (see stepGroup). 0: ContextSize
+	// the newest sequence(s) of the step (see stepSlots). 0: ContextSize
 	// cells for each sequence, in its own stream, so it never fills.
 	KVCacheSize int
 }

@@ -8,7 +8,8 @@
 // Files by responsibility: options.go (configuration), scheduler.go (the
 // Engine and its public methods), sequence.go (a request's life as a
 // sequence: admission checks, thinking budget, output), grammar.go,
-// adapters.go (adapter handles, unwrapped at admission), prefixcache.go
+// adapters.go (adapter handles, unwrapped at admission and given to the
+// slot's sequence id: llamacpp.Context.SetSeqAdapters), prefixcache.go
 // (which slot a request takes, KV prefix reuse), loop.go (the decode loop:
 // batching, decode, sampling), profile.go. Only engine/llamacpp touches C.
 package scheduler
@@ -63,9 +64,7 @@ type Engine struct {
 	profMu      sync.Mutex
 	prof        Profile
 
-	activeKey string // adapter set applied to the context
-	admitted  uint64 // sequences admitted so far: their order, newest last
-	grr       int    // round-robin start over adapter groups
+	admitted uint64 // sequences admitted so far: their order, newest last
 
 	slots []*slot // owned by the loop goroutine
 	busy  atomic.Int32

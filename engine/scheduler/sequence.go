@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/qwen3-lora/qwen3-server/engine"
 	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
 	"github.com/qwen3-lora/qwen3-server/engine/textstream"
@@ -245,6 +247,14 @@ func (e *Engine) emit(q *sequence, c engine.Chunk) {
 func (e *Engine) finish(s *slot, reason string, err error) {
 	q := s.seq
 	s.seq = nil
+	// The sequence id drops the request's adapters before the request
+	// completes: once it has, the adapters may be closed (the registry
+	// counts uses until then), and llama.cpp must not hold them.
+	if len(q.adapters) > 0 {
+		if err := e.lctx.SetSeqAdapters(s.id, nil); err != nil {
+			e.log.Error("cannot clear a sequence's adapters", zap.Int("slot", s.id), zap.Error(err))
+		}
+	}
 	e.busy.Add(-1)
 	if q.req.Priority == engine.PriorityLow {
 		e.lowBusy--

@@ -241,17 +241,15 @@ type AdapterRow struct {
 }
 
 // RunAdapters measures, through the scheduler: one adapter against the base
-// at each of o.Parallel's sequence counts, and, when 16 is one of them,
-// len(as) adapters × (16/len(as)) streams against one adapter × 16 streams.
+// at each of o.Parallel's sequence counts (RunAdapterMix has the mixes).
 func RunAdapters(o Options, as []engine.Adapter, log *zap.Logger, progress io.Writer) ([]AdapterRow, error) {
 	one := func(int) []engine.AdapterUse { return []engine.AdapterUse{{Adapter: as[0], Scale: 1}} }
-	mixed := func(i int) []engine.AdapterUse { return []engine.AdapterUse{{Adapter: as[i%len(as)], Scale: 1}} }
 	run := func(n int, uses func(int) []engine.AdapterUse) (float64, error) {
 		var row Row
 		if err := schedRunWith(o, o.Context, n, randomPrompts(o.Model, n, o.PromptLen), &row, log, uses); err != nil {
 			return 0, err
 		}
-		// Per decode call (one per adapter group and step), to tell the
+		// Per decode call (one per step), to tell the
 		// GPU's share from the loop's.
 		if p := row.Profile; p.DecodeSteps > 0 {
 			per := func(d time.Duration, steps int) string { return (d / time.Duration(steps)).String() }
@@ -273,16 +271,56 @@ func RunAdapters(o Options, as []engine.Adapter, log *zap.Logger, progress io.Wr
 		}
 		rows = append(rows, AdapterRow{Name: "1 adapter vs base", N: n, Base: base, Adapter: with, Slowdown: 1 - with/base})
 	}
-	if len(as) > 1 && slices.Contains(o.Parallel, 16) {
-		single, err := run(16, one)
-		if err != nil {
+	return rows, nil
+}
+
+// AdapterMixRow is one row of the adapter-mix table: N streams decoding at
+// once, each with the adapters the row names, in one decode per step.
+type AdapterMixRow struct {
+	Name string
+	N    int
+	TokS float64 // tok/s total
+}
+
+// RunAdapterMix measures, through the scheduler at n streams: the base
+// alone; one adapter on every stream; 4 adapters x n/4 streams; n adapters
+// x 1 stream; n/2 base + n/2 adapted streams (4 adapters among them). Rows
+// that need more adapters than as holds are left out. Every row decodes all
+// n streams in one llama_decode per step, whatever their adapters (the
+// per-sequence adapters of engine/llamacpp), so the streams of one row
+// share its rate: the mixed row's base streams run at its tok/s / n each.
+func RunAdapterMix(o Options, as []engine.Adapter, n int, log *zap.Logger, progress io.Writer) ([]AdapterMixRow, error) {
+	by := func(k int) func(int) []engine.AdapterUse {
+		return func(i int) []engine.AdapterUse { return []engine.AdapterUse{{Adapter: as[i%k], Scale: 1}} }
+	}
+	type spec struct {
+		name string
+		need int
+		uses func(int) []engine.AdapterUse
+	}
+	specs := []spec{
+		{"base only", 0, func(int) []engine.AdapterUse { return nil }},
+		{"1 adapter", 1, by(1)},
+		{fmt.Sprintf("4 adapters x %d streams", n/4), 4, by(4)},
+		{fmt.Sprintf("%d adapters x 1 stream", n), n, by(n)},
+		{fmt.Sprintf("%d base + %d adapted (4 adapters)", n/2, n-n/2), 4, func(i int) []engine.AdapterUse {
+			if i < n/2 {
+				return nil
+			}
+			return by(4)(i)
+		}},
+	}
+	var rows []AdapterMixRow
+	for _, sp := range specs {
+		if sp.need > len(as) {
+			continue
+		}
+		var row Row
+		if err := schedRunWith(o, o.Context, n, randomPrompts(o.Model, n, o.PromptLen), &row, log, sp.uses); err != nil {
 			return rows, err
 		}
-		mix, err := run(16, mixed)
-		if err != nil {
-			return rows, err
-		}
-		rows = append(rows, AdapterRow{Name: fmt.Sprintf("%d adapters x %d streams vs 1 adapter x 16", len(as), 16/len(as)), N: 16, Base: single, Adapter: mix, Slowdown: 1 - mix/single})
+		fmt.Fprintf(progress, "N=%d %s: %.0f tok/s (%d decode calls)\n", n, sp.name, row.SchedDecodeTotal, row.Profile.Steps)
+		rows = append(rows, AdapterMixRow{Name: sp.name, N: n, TokS: row.SchedDecodeTotal})
 	}
 	return rows, nil
 }

@@ -1,0 +1,482 @@
+package scheduler
+
+// Per-sequence adapters in one llama_decode (our llama.cpp patch,
+// engine/llamacpp/patches/llama-multilora.patch): every sequence of a batch
+// that mixes base sequences and several adapters gets the logits and greedy
+// tokens it gets alone. "Alone" is a real run: a context of one sequence,
+// where the whole batch has one adapter set and llama.cpp's own
+// per-adapter path computes it, so the pooled mixed path is checked against
+// an independent computation, never against stored numbers.
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/qwen3-lora/qwen3-server/adapters"
+	"github.com/qwen3-lora/qwen3-server/engine"
+	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
+	"github.com/qwen3-lora/qwen3-server/internal/gguf"
+	"github.com/qwen3-lora/qwen3-server/internal/testutil"
+	"github.com/qwen3-lora/qwen3-server/tools/modelgen"
+)
+
+// f32TinyBase writes the tiny shape with F32 weights (so that differences
+// between the mixed and the single-set paths are rounding, not F16) and the
+// given number of layers.
+func f32TinyBase(t *testing.T, layers int) string {
+	t.Helper()
+	vocab, err := modelgen.LoadVocab(filepath.Join(testutil.RepoRoot(t), "testdata", "cache", "tokenizer"), 151936)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shape := modelgen.Shapes["tiny"]
+	shape.Type = gguf.F32
+	shape.Layers = layers
+	base := filepath.Join(t.TempDir(), "base-f32.gguf")
+	if err := modelgen.Write(base, modelgen.Options{Shape: shape, Vocab: vocab, Seed: 11}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return base
+}
+
+// loraFile writes a random F32 PEFT adapter of the given rank and targets
+// for the tiny shape with that many layers, and converts it to GGUF.
+func loraFile(t *testing.T, layers int, seed uint64, rank int, targets ...string) string {
+	t.Helper()
+	return loraFileOf(t, "F32", layers, seed, rank, targets...)
+}
+
+// loraFileOf is loraFile with the PEFT weights' type (F16 stays F16 in the
+// GGUF, F32 and BF16 become F32).
+func loraFileOf(t *testing.T, dtype string, layers int, seed uint64, rank int, targets ...string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "peft")
+	dims := tinyDims
+	dims.Layers = layers
+	p := modelgen.RandomPEFT{Dims: dims, Rank: rank, Alpha: float64(2 * rank), DType: dtype, Seed: seed, Scale: 0.5, Targets: targets}
+	if err := p.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), fmt.Sprintf("lora-%d.gguf", seed))
+	if _, err := adapters.ConvertPEFT(dir, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// use is one adapter of a sequence's set: a GGUF file and a scale.
+type use struct {
+	path  string
+	scale float32
+}
+
+// seqPlan is one sequence of a mixed run: its prompt and adapters, the
+// step at which it joins the batch and how many logits rows it produces
+// (its prompt's last row, then one per generated token). With own, its
+// adapters are loaded when it joins and closed when it leaves.
+type seqPlan struct {
+	prompt []int32
+	uses   []use
+	start  int
+	steps  int
+	own    bool
+}
+
+// seqOut is what a sequence produced: every row's logits and the greedy
+// tokens drawn from them.
+type seqOut struct {
+	logits [][]float32
+	tokens []int32
+}
+
+func argmax(v []float32) int32 {
+	best := 0
+	for i := range v {
+		if v[i] > v[best] {
+			best = i
+		}
+	}
+	return int32(best)
+}
+
+// loadUses loads a set's adapters (cache: already loaded ones by path).
+func loadUses(t *testing.T, m *llamacpp.Model, uses []use, cache map[string]*llamacpp.Adapter) []llamacpp.AdapterScale {
+	t.Helper()
+	var list []llamacpp.AdapterScale
+	for _, u := range uses {
+		a := cache[u.path]
+		if a == nil {
+			var err error
+			if a, err = llamacpp.LoadAdapter(m, u.path); err != nil {
+				t.Fatal(err)
+			}
+			if cache != nil {
+				cache[u.path] = a
+			}
+		}
+		list = append(list, llamacpp.AdapterScale{Adapter: a, Scale: u.scale})
+	}
+	return list
+}
+
+// runMixed decodes the plans in one context, one batch per step: at step
+// s, every sequence whose start is s brings its whole prompt, and every
+// running one its last greedy token.
+func runMixed(t *testing.T, m *llamacpp.Model, plans []seqPlan, unified bool) []seqOut {
+	t.Helper()
+	ctx, err := llamacpp.NewContext(m, llamacpp.ContextParams{NCtx: 128 * len(plans), NBatch: 512, NUBatch: 512,
+		NSeqMax: len(plans), Threads: 2, FlashAttn: "off", KVUnified: unified})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.Close()
+	shared := map[string]*llamacpp.Adapter{}
+	defer func() {
+		for _, a := range shared {
+			a.Close()
+		}
+	}()
+	b := llamacpp.NewBatch(512)
+	defer b.Close()
+	out := make([]seqOut, len(plans))
+	owned := make([][]llamacpp.AdapterScale, len(plans))
+	last := 0
+	for _, p := range plans {
+		last = max(last, p.start+p.steps)
+	}
+	for step := 0; step < last; step++ {
+		b.Clear()
+		rows := map[int]int{}
+		for i, p := range plans {
+			switch {
+			case step == p.start:
+				cache := shared
+				if p.own {
+					cache = nil
+				}
+				list := loadUses(t, m, p.uses, cache)
+				if p.own {
+					owned[i] = list
+				}
+				if err := ctx.SetSeqAdapters(i, list); err != nil {
+					t.Fatal(err)
+				}
+				for k, tok := range p.prompt {
+					b.Add(tok, k, i, k == len(p.prompt)-1)
+				}
+				rows[i] = b.Len() - 1
+			case step > p.start && step < p.start+p.steps:
+				n := len(out[i].tokens)
+				b.Add(out[i].tokens[n-1], len(p.prompt)+n-1, i, true)
+				rows[i] = b.Len() - 1
+			}
+		}
+		if err := ctx.Decode(b); err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+		for i, r := range rows {
+			l := append([]float32(nil), ctx.Logits(r)...)
+			out[i].logits = append(out[i].logits, l)
+			out[i].tokens = append(out[i].tokens, argmax(l))
+		}
+		// Sequences that are done leave: their set is cleared and, when
+		// they own their adapters, those are closed while the others go on.
+		for i, p := range plans {
+			if step == p.start+p.steps-1 {
+				if err := ctx.SetSeqAdapters(i, nil); err != nil {
+					t.Fatal(err)
+				}
+				ctx.SeqRm(i, -1, -1)
+				for _, a := range owned[i] {
+					a.Adapter.Close()
+				}
+			}
+		}
+	}
+	return out
+}
+
+// runAlone decodes one plan in a context of its own.
+func runAlone(t *testing.T, m *llamacpp.Model, p seqPlan) seqOut {
+	t.Helper()
+	p.start, p.own = 0, true
+	return runMixed(t, m, []seqPlan{p}, false)[0]
+}
+
+// compare checks every sequence of a mixed run against its run alone.
+func compare(t *testing.T, m *llamacpp.Model, plans []seqPlan, mixed []seqOut, tol float64) {
+	t.Helper()
+	worst := 0.0
+	for i, p := range plans {
+		alone := runAlone(t, m, p)
+		if !slices.Equal(mixed[i].tokens, alone.tokens) {
+			t.Errorf("sequence %d (%d adapters): greedy tokens %v in the mixed batch, %v alone", i, len(p.uses), mixed[i].tokens, alone.tokens)
+		}
+		for r := range alone.logits {
+			d := maxDiff(mixed[i].logits[r], alone.logits[r])
+			worst = max(worst, d)
+			if d > tol {
+				t.Errorf("sequence %d row %d: logits differ by %g from the run alone (tolerance %g)", i, r, d, tol)
+				break
+			}
+		}
+	}
+	t.Logf("%d sequences: max |logit difference| mixed vs alone %g", len(plans), worst)
+}
+
+func tokenize(t *testing.T, m *llamacpp.Model, s string) []int32 {
+	t.Helper()
+	toks, err := m.Tokenize(s, false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return toks
+}
+
+type mixedFixture struct {
+	m      *llamacpp.Model
+	adapts []string // four adapters: ranks 4, 8, 16 and 64 on different targets
+}
+
+// deepLayers: more layers than the tiny model's two, so that the mixed
+// graph (a dozen nodes per adapted projection) is larger than llama.cpp's
+// 1024-node floor and must fit the graph size the patch reserves per tensor.
+const deepLayers = 12
+
+func newMixedFixture(t *testing.T, layers int) mixedFixture {
+	t.Helper()
+	return newMixedFixtureOf(t, "F32", layers)
+}
+
+func newMixedFixtureOf(t *testing.T, dtype string, layers int) mixedFixture {
+	t.Helper()
+	L := layers
+	m, err := llamacpp.LoadModel(llamacpp.ModelParams{Path: f32TinyBase(t, L), GPULayers: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return mixedFixture{m: m, adapts: []string{
+		loraFileOf(t, dtype, L, 21, 4, all7...),
+		loraFileOf(t, dtype, L, 22, 8, "q_proj", "v_proj"),
+		loraFileOf(t, dtype, L, 23, 16, "gate_proj", "up_proj", "down_proj"),
+		loraFileOf(t, dtype, L, 24, 64, all7...),
+	}}
+}
+
+// The batch: base sequences and four adapters of different ranks
+// and targets, one sequence with two adapters stacked at scale 0.5, all in
+// one decode per step; prompts of different lengths so that the prefill
+// step mixes them too. Each gives the logits and tokens it gives alone.
+func TestMixedAdaptersOneDecodeEqualAlone(t *testing.T) {
+	testMixedAdapters(t, newMixedFixture(t, tinyDims.Layers), 1e-4)
+}
+
+// F16 adapter files: the pools stay F16 (alpha/rank = 2 folds into B
+// exactly), and the mixed path still matches the single-set one, to 5e-4:
+// both round A·x to F16 for the B product, but from sums made by other
+// kernels (mul_mat_id's per-slot dot products, the batched matmul of a
+// prompt), so a few values round the other way (1.5e-4 seen, on prompt rows).
+func TestMixedF16AdaptersEqualAlone(t *testing.T) {
+	testMixedAdapters(t, newMixedFixtureOf(t, "F16", tinyDims.Layers), 5e-4)
+}
+
+// The same with 12 layers: the graph outgrows llama.cpp's node floor (the
+// patch sizes it for the mixed path). The tolerance is wider because the
+// deeper random model's logits are larger: its base sequences differ from
+// their runs alone by up to 1.5e-4 too (the batch changes the kernels and
+// the summation order), with no adapter involved.
+func TestMixedAdaptersDeepModel(t *testing.T) {
+	testMixedAdapters(t, newMixedFixture(t, deepLayers), 1e-3)
+}
+
+func testMixedAdapters(t *testing.T, f mixedFixture, tol float64) {
+	prompts := []string{"The quick brown fox", "def fibonacci(n):", "你好，世界", "Once upon a time there was",
+		"1, 2, 3,", "<|im_start|>user\nHi<|im_end|>", "Base again, a longer prompt than most"}
+	sets := [][]use{
+		nil,
+		{{f.adapts[0], 1}},
+		{{f.adapts[1], 0.8}},
+		{{f.adapts[2], 1}},
+		{{f.adapts[3], 1}},
+		{{f.adapts[0], 0.5}, {f.adapts[2], 0.5}},
+		nil,
+	}
+	var plans []seqPlan
+	for i := range prompts {
+		plans = append(plans, seqPlan{prompt: tokenize(t, f.m, prompts[i]), uses: sets[i], steps: 8})
+	}
+	for _, unified := range []bool{false, true} {
+		t.Run(fmt.Sprintf("kv_unified=%v", unified), func(t *testing.T) {
+			mixed := runMixed(t, f.m, plans, unified)
+			compare(t, f.m, plans, mixed, tol)
+		})
+	}
+	// The test can fail: the adapters do move the logits.
+	base := runAlone(t, f.m, seqPlan{prompt: plans[1].prompt, steps: 1})
+	with := runAlone(t, f.m, seqPlan{prompt: plans[1].prompt, uses: sets[1], steps: 1})
+	if d := maxDiff(base.logits[0], with.logits[0]); d < 1e-2 {
+		t.Fatalf("the adapter moves the logits by only %g: the comparison proves nothing", d)
+	}
+}
+
+// Adapters loaded and unloaded between steps while other sequences run:
+// sequences join (their adapter loaded just before, their prompt prefilled
+// beside the others' decode tokens) and leave (their adapter closed), and
+// everyone's logits stay those of its run alone.
+func TestAdaptersLoadedAndUnloadedBetweenSteps(t *testing.T) {
+	f := newMixedFixture(t, tinyDims.Layers)
+	p := func(s string) []int32 { return tokenize(t, f.m, s) }
+	plans := []seqPlan{
+		{prompt: p("A long running base sequence"), steps: 14},
+		{prompt: p("A long running adapted one"), uses: []use{{f.adapts[0], 1}}, steps: 14},
+		{prompt: p("Joins at step 2 with its own adapter"), uses: []use{{f.adapts[3], 1}}, start: 2, steps: 5, own: true},
+		{prompt: p("Joins at step 4, stacked"), uses: []use{{f.adapts[1], 0.5}, {f.adapts[2], 0.5}}, start: 4, steps: 6, own: true},
+		{prompt: p("Joins at step 8 after the first left"), uses: []use{{f.adapts[2], 1}}, start: 8, steps: 5, own: true},
+		{prompt: p("Base, late"), start: 9, steps: 4},
+	}
+	mixed := runMixed(t, f.m, plans, false)
+	compare(t, f.m, plans, mixed, 1e-4)
+}
+
+// One sequence id (one slot) runs request after request with another
+// adapter set each time, including the same prompt again: every request
+// gives what a fresh context gives.
+func TestSeqSwitchesAdapterSetsBetweenRequests(t *testing.T) {
+	f := newMixedFixture(t, tinyDims.Layers)
+	prompt := tokenize(t, f.m, "Same prompt, other adapters")
+	sets := [][]use{{{f.adapts[0], 1}}, {{f.adapts[3], 1}}, nil, {{f.adapts[1], 0.5}, {f.adapts[0], 0.5}}, {{f.adapts[0], 1}}}
+	ctx, err := llamacpp.NewContext(f.m, llamacpp.ContextParams{NCtx: 256, NBatch: 64, NUBatch: 64, NSeqMax: 2, Threads: 2, FlashAttn: "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.Close()
+	cache := map[string]*llamacpp.Adapter{}
+	defer func() {
+		for _, a := range cache {
+			a.Close()
+		}
+	}()
+	b := llamacpp.NewBatch(64)
+	defer b.Close()
+	for r, set := range sets {
+		if err := ctx.SetSeqAdapters(1, loadUses(t, f.m, set, cache)); err != nil {
+			t.Fatal(err)
+		}
+		ctx.SeqRm(1, -1, -1)
+		var got seqOut
+		for step := 0; step < 6; step++ {
+			b.Clear()
+			if step == 0 {
+				for k, tok := range prompt {
+					b.Add(tok, k, 1, k == len(prompt)-1)
+				}
+			} else {
+				b.Add(got.tokens[step-1], len(prompt)+step-1, 1, true)
+			}
+			if err := ctx.Decode(b); err != nil {
+				t.Fatal(err)
+			}
+			l := append([]float32(nil), ctx.Logits(b.Len()-1)...)
+			got.logits = append(got.logits, l)
+			got.tokens = append(got.tokens, argmax(l))
+		}
+		want := runAlone(t, f.m, seqPlan{prompt: prompt, uses: set, steps: 6})
+		if !slices.Equal(got.tokens, want.tokens) {
+			t.Errorf("request %d: tokens %v, want %v", r, got.tokens, want.tokens)
+		}
+		for i := range want.logits {
+			if d := maxDiff(got.logits[i], want.logits[i]); d > 1e-4 {
+				t.Errorf("request %d row %d: logits differ by %g", r, i, d)
+				break
+			}
+		}
+	}
+}
+
+// Through the scheduler: requests with different adapters run at the same
+// time in one decode per step, adapters are loaded and closed while they
+// run, and one slot serves several adapter sets in a row; every output is
+// the output alone.
+func TestSchedulerMixesAdaptersInOneBatch(t *testing.T) {
+	base := f32TinyBase(t, tinyDims.Layers)
+	start := func(parallel int) *Engine {
+		e, err := New(Options{ModelPath: base, GPULayers: 0, ContextSize: 256 * parallel, Parallel: parallel, BatchSize: 64,
+			QueueSize: 16, Threads: 2}, zaptest.NewLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		return e
+	}
+	L := tinyDims.Layers
+	files := []string{loraFile(t, L, 31, 8, all7...), loraFile(t, L, 32, 16, "q_proj", "o_proj", "down_proj"), loraFile(t, L, 33, 4, all7...)}
+	load := func(e *Engine, f string) engine.Adapter {
+		a, err := e.LoadAdapter(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	prompts := []string{"Base one", "Adapter zero", "Adapter one", "Both stacked", "Adapter two, loaded late"}
+	reqFor := func(i int, ads []engine.Adapter) engine.Request {
+		r := greedy(prompts[i], 20)
+		switch i {
+		case 1:
+			r.Adapters = []engine.AdapterUse{{Adapter: ads[0], Scale: 1}}
+		case 2:
+			r.Adapters = []engine.AdapterUse{{Adapter: ads[1], Scale: 1}}
+		case 3:
+			r.Adapters = []engine.AdapterUse{{Adapter: ads[0], Scale: 0.5}, {Adapter: ads[1], Scale: 0.5}}
+		case 4:
+			r.Adapters = []engine.AdapterUse{{Adapter: ads[2], Scale: 1}}
+		}
+		return r
+	}
+	// Alone, one request at a time on one slot: that slot switches sets.
+	solo := start(1)
+	soloAds := []engine.Adapter{load(solo, files[0]), load(solo, files[1]), load(solo, files[2])}
+	alone := make([]output, len(prompts))
+	for i := range prompts {
+		if alone[i] = generate(solo, context.Background(), reqFor(i, soloAds)); alone[i].err != nil {
+			t.Fatal(alone[i].err)
+		}
+	}
+	for _, a := range soloAds {
+		a.Close()
+	}
+	if slices.Equal(alone[0].tokens, alone[1].tokens) {
+		t.Fatal("the adapter does not change the output: the comparison proves nothing")
+	}
+	// Together: four at once, the fifth's adapter loaded while they run,
+	// and a spare adapter loaded and closed meanwhile.
+	e := start(6)
+	ads := []engine.Adapter{load(e, files[0]), load(e, files[1]), nil}
+	defer ads[0].Close()
+	defer ads[1].Close()
+	together := make([]output, len(prompts))
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Go(func() { together[i] = generate(e, context.Background(), reqFor(i, ads)) })
+	}
+	spare := load(e, files[2])
+	spare.Close()
+	ads[2] = load(e, files[2])
+	defer ads[2].Close()
+	wg.Go(func() { together[4] = generate(e, context.Background(), reqFor(4, ads)) })
+	wg.Wait()
+	for i := range prompts {
+		if together[i].err != nil {
+			t.Fatalf("request %d: %v", i, together[i].err)
+		}
+		if !slices.Equal(together[i].tokens, alone[i].tokens) {
+			t.Errorf("request %d: %v in the mixed batch, %v alone", i, together[i].tokens, alone[i].tokens)
+		}
+	}
+}
