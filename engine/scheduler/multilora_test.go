@@ -11,8 +11,10 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -239,6 +241,17 @@ func tokenize(t *testing.T, m *llamacpp.Model, s string) []int32 {
 	return toks
 }
 
+// testGPULayers is 0 (the CPU, as in make test) unless QWEN3_TEST_GPU_LAYERS
+// says otherwise: scripts/gpu-check-multilora.sh runs the mixed-adapter
+// tests with every layer on the GPU (-1).
+func testGPULayers() int {
+	n, err := strconv.Atoi(os.Getenv("QWEN3_TEST_GPU_LAYERS"))
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
 type mixedFixture struct {
 	m      *llamacpp.Model
 	adapts []string // four adapters: ranks 4, 8, 16 and 64 on different targets
@@ -257,7 +270,7 @@ func newMixedFixture(t *testing.T, layers int) mixedFixture {
 func newMixedFixtureOf(t *testing.T, dtype string, layers int) mixedFixture {
 	t.Helper()
 	L := layers
-	m, err := llamacpp.LoadModel(llamacpp.ModelParams{Path: f32TinyBase(t, L), GPULayers: 0})
+	m, err := llamacpp.LoadModel(llamacpp.ModelParams{Path: f32TinyBase(t, L), GPULayers: testGPULayers()})
 	if err != nil {
 		t.Fatal(err)
 	}
