@@ -52,9 +52,7 @@ func (a *Adapter) Close() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.c != nil {
-		if !keepOnClose() {
-			C.llama_adapter_lora_free(a.c)
-		}
+		C.llama_adapter_lora_free(a.c)
 		a.c = nil
 	}
 }

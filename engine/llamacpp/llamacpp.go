@@ -117,32 +117,6 @@ type Device struct {
 
 var initOnce sync.Once
 
-// gpuBackendLoaded is set by Init when a GPU backend library was loaded.
-//
-// With a GPU backend loaded, llama_free and llama_model_free crash (SIGSEGV
-// inside the CUDA backend's teardown, seen on H100/H200 with the model on
-// the GPU and with it on the CPU, flash attention and CUDA graphs on or
-// off). ollama v0.17.4 never frees a context — its runner process simply
-// exits — so the teardown of its statically linked ggml plus a separately
-// built libggml-cuda.so/libggml-base.so is untested upstream. Until that is
-// fixed, Close on a process with a GPU backend releases the Go handle but
-// leaves the llama.cpp objects to process exit. The server creates one
-// context per process, so nothing accumulates.
-var gpuBackendLoaded bool
-
-// freeWithGPU, set by FreeWithGPU, frees llama.cpp objects even with a GPU
-// backend loaded: how the GPU teardown test (engine/scheduler, TestGPU*)
-// checks whether the crash is still there.
-var freeWithGPU bool
-
-// FreeWithGPU makes Close free models, contexts and adapters with a GPU
-// backend loaded too. Call it before loading anything.
-func FreeWithGPU(on bool) { freeWithGPU = on }
-
-// keepOnClose reports whether Close must leave the llama.cpp object to
-// process exit (see gpuBackendLoaded).
-func keepOnClose() bool { return gpuBackendLoaded && !freeWithGPU }
-
 // Init loads the ggml backends once per process. libDir is the folder that
 // holds optional GPU backends (libggml-cuda.so); its libggml-base.so is
 // loaded first, globally, so that the CUDA backend's dependency resolves
@@ -174,7 +148,6 @@ func Init(libDir string) {
 			C.free(unsafe.Pointer(cs))
 		}
 		ollamallama.BackendInit()
-		gpuBackendLoaded = len(GPUs()) > 0
 	})
 }
 
@@ -341,9 +314,7 @@ func (m *Model) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.c != nil {
-		if !keepOnClose() {
-			C.llama_model_free(m.c)
-		}
+		C.llama_model_free(m.c)
 		m.c = nil
 	}
 }
@@ -517,9 +488,10 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 // Close frees the context. Idempotent.
 func (c *Context) Close() {
 	if c.c != nil {
-		if !keepOnClose() {
-			C.llama_free(c.c)
-		}
+		// Safe with the CUDA backend loaded since our llama.cpp patch
+		// frees the context's scheduler before its backends
+		// (TestGPUAdapterChurnFreesMemory).
+		C.llama_free(c.c)
 		c.c = nil
 	}
 }

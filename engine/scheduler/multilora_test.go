@@ -417,11 +417,17 @@ func TestSeqSwitchesAdapterSetsBetweenRequests(t *testing.T) {
 // time in one decode per step, adapters are loaded and closed while they
 // run, and one slot serves several adapter sets in a row; every output is
 // the output alone.
-func TestSchedulerMixesAdaptersInOneBatch(t *testing.T) {
+func TestSchedulerMixesAdaptersInOneBatch(t *testing.T) { testSchedulerAdapters(t, false) }
+
+// The same with one decode per adapter set per step: the way the engine
+// runs with the model on a GPU, checked here on the CPU.
+func TestSchedulerGroupsAdaptersPerSet(t *testing.T) { testSchedulerAdapters(t, true) }
+
+func testSchedulerAdapters(t *testing.T, grouped bool) {
 	base := f32TinyBase(t, tinyDims.Layers)
 	start := func(parallel int) *Engine {
-		e, err := New(Options{ModelPath: base, GPULayers: 0, ContextSize: 256 * parallel, Parallel: parallel, BatchSize: 64,
-			QueueSize: 16, Threads: 2}, zaptest.NewLogger(t))
+		e, err := New(Options{ModelPath: base, GPULayers: testGPULayers(), ContextSize: 256 * parallel, Parallel: parallel, BatchSize: 64,
+			QueueSize: 16, Threads: 2, GroupAdapters: grouped}, zaptest.NewLogger(t))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,7 +21,7 @@ import (
 func startEngine(t *testing.T, mutate func(*Options)) *Engine {
 	t.Helper()
 	opts := Options{
-		ModelPath: testutil.Model(t, "tiny-random.gguf"), GPULayers: 0, ContextSize: 512,
+		ModelPath: testutil.Model(t, "tiny-random.gguf"), GPULayers: testGPULayers(), ContextSize: 512,
 		Parallel: 4, BatchSize: 64, QueueSize: 8, Threads: 2,
 	}
 	if mutate != nil {
