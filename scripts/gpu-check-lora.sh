@@ -16,8 +16,8 @@ OUT=${OUT:-artifacts/gpu-lora}
 [ -f lib/ollama/libggml-cuda.so ] || { echo "no libggml-cuda.so: the CUDA build failed"; exit 1; }
 mode_env() {
 	case $1 in
-	fused) echo GGML_CUDA_LORA_FUSION_LOG=1 ;;
-	nopdl) echo GGML_CUDA_LORA_FUSION_LOG=1 GGML_CUDA_LORA_PDL=0 ;;
+	fused) echo QWEN3_CUDA_LORA_FUSION=1 GGML_CUDA_LORA_FUSION_LOG=1 ;;
+	nopdl) echo QWEN3_CUDA_LORA_FUSION=1 GGML_CUDA_LORA_FUSION_LOG=1 GGML_CUDA_LORA_PDL=0 ;;
 	unfused) echo GGML_CUDA_LORA_FUSION_LOG=1 GGML_CUDA_DISABLE_LORA_FUSION=1 ;;
 	esac
 }

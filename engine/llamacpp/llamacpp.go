@@ -123,6 +123,15 @@ var initOnce sync.Once
 // without LD_LIBRARY_PATH. ggml itself searches <executable>/../lib/ollama.
 func Init(libDir string) {
 	initOnce.Do(func() {
+		// The fused LoRA path of our ggml-cuda build gives wrong tokens,
+		// differently from run to run, when several requests with adapters
+		// decode at once (H200: TestConcurrentAdaptersMatchAlone and
+		// TestSchedulerGroupsAdaptersPerSet with every layer on the GPU;
+		// they pass with it off). Off unless QWEN3_CUDA_LORA_FUSION=1 asks
+		// for it; an explicit GGML_CUDA_DISABLE_LORA_FUSION is left alone.
+		if _, set := os.LookupEnv("GGML_CUDA_DISABLE_LORA_FUSION"); !set && os.Getenv("QWEN3_CUDA_LORA_FUSION") != "1" {
+			os.Setenv("GGML_CUDA_DISABLE_LORA_FUSION", "1")
+		}
 		if libDir != "" {
 			for _, name := range []string{"libggml-base.so.0", "libggml-base.so"} {
 				p := filepath.Join(libDir, name)
