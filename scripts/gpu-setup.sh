@@ -20,3 +20,9 @@ tail -1 "$OUT/cuda-build.log"
 echo "cuda build: $(( $(date +%s) - start )) s" | tee -a "$OUT/gpu.txt"
 MODEL=${MODEL:-/tmp/qwen3-4b-f16.gguf}
 [ -f "$MODEL" ] || bin/qwen3-server model random --shape qwen3-4b --tokenizer testdata/cache/tokenizer --out "$MODEL"
+[ -f lib/ollama/libggml-cuda.so ] || { echo "no libggml-cuda.so: the CUDA build failed"; exit 1; }
+# The engine tests' tiny model, for the scripts that run bin/scheduler.test.
+if [ -f bin/scheduler.test ] && [ ! -f testdata/models/tiny-random.gguf ]; then
+	mkdir -p testdata/models
+	bin/qwen3-server model random --shape tiny --tokenizer testdata/cache/tokenizer --out testdata/models/tiny-random.gguf > /dev/null
+fi

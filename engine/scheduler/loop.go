@@ -177,44 +177,14 @@ func (e *Engine) dequeue() *sequence {
 // goroutines only at the end: woken earlier, dozens of them would compete
 // with sampling for the CPU.
 //
-// With the model on a GPU, the slots are stepped per adapter set instead
-// (groupAdapters), one llama_decode each, starting from a different set
-// each step: every batch then has a single set, which takes llama.cpp's
-// own LoRA path (fused in our ggml-cuda). The mixed-set path (pooled
-// adapters and mul_mat_id) gave wrong logits on CUDA (max |Δ| 0.4-1.3
-// against each sequence alone, H200, TestMixedAdapters* with
-// QWEN3_TEST_GPU_LAYERS=-1) and ran slower than one decode per set
-// (BENCHMARKS.md): on the CPU it is exact and fast.
+// There is no per-adapter-set decode loop any more: with the model on a
+// GPU it used to step the slots one adapter set at a time, and each of
+// those decodes read all the base weights again (16 streams on an H200:
+// 4 adapters x 4 streams 156 tok/s that way, 1,304 in one decode;
+// BENCHMARKS.md, issue 14).
 func (e *Engine) step() {
 	defer e.wakeAll()
-	if !e.groupAdapters {
-		e.stepSlots(e.slots)
-		return
-	}
-	groups := e.adapterGroups()
-	for k := range groups {
-		e.stepSlots(groups[(e.grr+k)%len(groups)])
-	}
-	e.grr++
-}
-
-// adapterGroups partitions the busy slots by adapter set, in slot order.
-func (e *Engine) adapterGroups() [][]*slot {
-	var out [][]*slot
-	index := map[string]int{}
-	for _, s := range e.slots {
-		if s.seq == nil {
-			continue
-		}
-		i, ok := index[s.seq.adapterKey]
-		if !ok {
-			i = len(out)
-			index[s.seq.adapterKey] = i
-			out = append(out, nil)
-		}
-		out[i] = append(out[i], s)
-	}
-	return out
+	e.stepSlots(e.slots)
 }
 
 // stepSlots builds one batch for the given slots (decode tokens first, then

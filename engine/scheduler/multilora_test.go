@@ -217,10 +217,23 @@ func compare(t *testing.T, m *llamacpp.Model, plans []seqPlan, mixed []seqOut, t
 	worst := 0.0
 	for i, p := range plans {
 		alone := runAlone(t, m, p)
+		rows := len(alone.logits)
 		if !slices.Equal(mixed[i].tokens, alone.tokens) {
-			t.Errorf("sequence %d (%d adapters): greedy tokens %v in the mixed batch, %v alone", i, len(p.uses), mixed[i].tokens, alone.tokens)
+			if !onTestGPU() {
+				t.Errorf("sequence %d (%d adapters): greedy tokens %v in the mixed batch, %v alone", i, len(p.uses), mixed[i].tokens, alone.tokens)
+			}
+			// On the GPU a batch runs other kernels than one sequence
+			// (TF32 products on an F32 model: ~3e-3 apart on these
+			// logits, also without adapters, TestMixedBaseOnlyEqualAlone),
+			// which flips near-tied greedy tokens of the random model; the
+			// rows up to the first different token have the same inputs
+			// and are compared, with the GPU's tolerance.
+			rows = firstDiff(mixed[i].tokens, alone.tokens) + 1
 		}
-		for r := range alone.logits {
+		if onTestGPU() {
+			tol = max(tol, gpuLogitTol)
+		}
+		for r := range rows {
 			d := maxDiff(mixed[i].logits[r], alone.logits[r])
 			worst = max(worst, d)
 			if d > tol {
@@ -230,6 +243,24 @@ func compare(t *testing.T, m *llamacpp.Model, plans []seqPlan, mixed []seqOut, t
 		}
 	}
 	t.Logf("%d sequences: max |logit difference| mixed vs alone %g", len(plans), worst)
+}
+
+// gpuLogitTol is the mixed-vs-alone tolerance with the model on the GPU
+// (QWEN3_TEST_GPU_LAYERS): an H200 gave 1.5e-3-2.7e-3 without adapters and
+// 2.0e-3-3.9e-3 with them.
+const gpuLogitTol = 1e-2
+
+func onTestGPU() bool { return testGPULayers() != 0 }
+
+// firstDiff is the first index where a and b differ (len of the shorter when
+// one is a prefix of the other).
+func firstDiff(a, b []int32) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }
 
 func tokenize(t *testing.T, m *llamacpp.Model, s string) []int32 {
@@ -242,7 +273,7 @@ func tokenize(t *testing.T, m *llamacpp.Model, s string) []int32 {
 }
 
 // testGPULayers is 0 (the CPU, as in make test) unless QWEN3_TEST_GPU_LAYERS
-// says otherwise: scripts/gpu-check-multilora.sh runs the mixed-adapter
+// says otherwise: scripts/gpu-check-mixed.sh runs the mixed-adapter
 // tests with every layer on the GPU (-1).
 func testGPULayers() int {
 	n, err := strconv.Atoi(os.Getenv("QWEN3_TEST_GPU_LAYERS"))
@@ -309,9 +340,20 @@ func TestMixedAdaptersDeepModel(t *testing.T) {
 	testMixedAdapters(t, newMixedFixture(t, deepLayers), 1e-3)
 }
 
+var mixedPrompts = []string{"The quick brown fox", "def fibonacci(n):", "你好，世界", "Once upon a time there was",
+	"1, 2, 3,", "<|im_start|>user\nHi<|im_end|>", "Base again, a longer prompt than most"}
+
+// mixedPlans gives the i-th prompt the set sets(i), for 8 steps.
+func mixedPlans(t *testing.T, f mixedFixture, sets func(i int) []use) []seqPlan {
+	var plans []seqPlan
+	for i := range mixedPrompts {
+		plans = append(plans, seqPlan{prompt: tokenize(t, f.m, mixedPrompts[i]), uses: sets(i), steps: 8})
+	}
+	return plans
+}
+
 func testMixedAdapters(t *testing.T, f mixedFixture, tol float64) {
-	prompts := []string{"The quick brown fox", "def fibonacci(n):", "你好，世界", "Once upon a time there was",
-		"1, 2, 3,", "<|im_start|>user\nHi<|im_end|>", "Base again, a longer prompt than most"}
+	prompts := mixedPrompts
 	sets := [][]use{
 		nil,
 		{{f.adapts[0], 1}},
@@ -336,6 +378,50 @@ func testMixedAdapters(t *testing.T, f mixedFixture, tol float64) {
 	with := runAlone(t, f.m, seqPlan{prompt: plans[1].prompt, uses: sets[1], steps: 1})
 	if d := maxDiff(base.logits[0], with.logits[0]); d < 1e-2 {
 		t.Fatalf("the adapter moves the logits by only %g: the comparison proves nothing", d)
+	}
+}
+
+// The dense layout of the mixed path, forced on the CPU: what the pooled
+// path does with the model on a GPU, where base tokens enter the LoRA
+// products with scale 0 instead of being left out by a gather and a
+// scatter, and a batch of one set's tokens takes the pool too (not
+// llama.cpp's own path). Each run alone, the reference, takes llama.cpp's
+// path (the host layout).
+func TestMixedAdaptersDenseLayout(t *testing.T) {
+	f := newMixedFixture(t, tinyDims.Layers)
+	tol := 1e-4
+	cases := map[string]func(i int) []use{
+		"mixed": func(i int) []use {
+			return [][]use{nil, {{f.adapts[0], 1}}, {{f.adapts[1], 0.8}}, {{f.adapts[2], 1}}, {{f.adapts[3], 1}},
+				{{f.adapts[0], 0.5}, {f.adapts[2], 0.5}}, nil}[i]
+		},
+		// every step one set for all: a uniform batch of 7 tokens
+		"one set": func(int) []use { return []use{{f.adapts[3], 1}} },
+	}
+	for name, sets := range cases {
+		plans := mixedPlans(t, f, sets)
+		for _, unified := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/kv_unified=%v", name, unified), func(t *testing.T) {
+				t.Setenv("QWEN3_LORA_DENSE", "1")
+				mixed := runMixed(t, f.m, plans, unified)
+				t.Setenv("QWEN3_LORA_DENSE", "0")
+				compare(t, f.m, plans, mixed, tol)
+			})
+		}
+	}
+}
+
+// The same batch without any adapter: what batching alone does to the
+// logits. On the CPU that is next to nothing; with QWEN3_TEST_GPU_LAYERS=-1
+// it is the floor the mixed-adapter figures on the GPU are read against
+// (other kernels for a batch than for one sequence).
+func TestMixedBaseOnlyEqualAlone(t *testing.T) {
+	f := newMixedFixture(t, tinyDims.Layers)
+	plans := mixedPlans(t, f, func(int) []use { return nil })
+	for _, unified := range []bool{false, true} {
+		t.Run(fmt.Sprintf("kv_unified=%v", unified), func(t *testing.T) {
+			compare(t, f.m, plans, runMixed(t, f.m, plans, unified), 2e-4)
+		})
 	}
 }
 
@@ -417,17 +503,11 @@ func TestSeqSwitchesAdapterSetsBetweenRequests(t *testing.T) {
 // time in one decode per step, adapters are loaded and closed while they
 // run, and one slot serves several adapter sets in a row; every output is
 // the output alone.
-func TestSchedulerMixesAdaptersInOneBatch(t *testing.T) { testSchedulerAdapters(t, false) }
-
-// The same with one decode per adapter set per step: the way the engine
-// runs with the model on a GPU, checked here on the CPU.
-func TestSchedulerGroupsAdaptersPerSet(t *testing.T) { testSchedulerAdapters(t, true) }
-
-func testSchedulerAdapters(t *testing.T, grouped bool) {
+func TestSchedulerMixesAdaptersInOneBatch(t *testing.T) {
 	base := f32TinyBase(t, tinyDims.Layers)
 	start := func(parallel int) *Engine {
 		e, err := New(Options{ModelPath: base, GPULayers: testGPULayers(), ContextSize: 256 * parallel, Parallel: parallel, BatchSize: 64,
-			QueueSize: 16, Threads: 2, GroupAdapters: grouped}, zaptest.NewLogger(t))
+			QueueSize: 16, Threads: 2}, zaptest.NewLogger(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -495,6 +575,13 @@ func testSchedulerAdapters(t *testing.T, grouped bool) {
 			t.Fatalf("request %d: %v", i, together[i].err)
 		}
 		if !slices.Equal(together[i].tokens, alone[i].tokens) {
+			if onTestGPU() {
+				// Batched and alone, the GPU takes other kernels (TF32 on
+				// an F32 model): near-tied logits of the random model flip
+				// greedy tokens. The logit tests check the GPU instead.
+				t.Logf("request %d: diverges from its run alone at token %d (GPU)", i, firstDiff(together[i].tokens, alone[i].tokens))
+				continue
+			}
 			t.Errorf("request %d: %v in the mixed batch, %v alone", i, together[i].tokens, alone[i].tokens)
 		}
 	}

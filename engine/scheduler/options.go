@@ -23,11 +23,6 @@ type Options struct {
 	QueueSize        int    // requests waiting for a slot (low-priority ones apart, as many again)
 	LibDir           string // folder with libggml-cuda.so, "" = <exe>/../lib/ollama
 
-	// GroupAdapters steps the slots per adapter set, one llama_decode each,
-	// instead of all in one. The engine does so by itself with the model on
-	// a GPU (see Engine.step); this forces it on the CPU too, for tests and
-	// comparisons.
-	GroupAdapters bool
 	// LowMax caps the PriorityLow sequences in slots at once (batch lines:
 	// batch.max_concurrency); 0 = no cap.
 	LowMax int

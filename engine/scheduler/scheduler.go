@@ -69,11 +69,6 @@ type Engine struct {
 	slots []*slot // owned by the loop goroutine
 	busy  atomic.Int32
 	rr    int // round-robin start for prefill fairness
-	// groupAdapters: one llama_decode per adapter set per step instead of
-	// one for all (see step); grr is the group to start from, so none
-	// starves.
-	groupAdapters bool
-	grr           int
 
 	// What the loop publishes about its slots for Stats (publish).
 	kvCells   int
@@ -195,14 +190,12 @@ func newEngine(model *llamacpp.Model, lctx *llamacpp.Context, opts Options, ctxS
 	for i := range opts.Parallel {
 		e.slots = append(e.slots, &slot{id: i})
 	}
-	e.groupAdapters = opts.GroupAdapters || (opts.GPULayers != 0 && len(llamacpp.GPUs()) > 0)
 	e.kvCells = lctx.NCtx()
 	e.batch = llamacpp.NewBatch(opts.BatchSize)
 	log.Info("engine ready",
 		zap.String("model", id), zap.String("desc", e.info.Description), zap.String("backend", backend),
 		zap.Int("gpu_layers", opts.GPULayers), zap.Int("ctx_per_seq", e.info.ContextSize),
 		zap.Int("parallel", opts.Parallel), zap.Int("batch", opts.BatchSize), zap.String("kv_type", opts.KVCacheType),
-		zap.Bool("adapters_grouped", e.groupAdapters),
 		zap.Stringer("cpu_backend", llamacpp.CPUBackendInUse()))
 	go e.loop()
 	return e
