@@ -178,7 +178,8 @@ run: build cpu $(TINY_MODEL)
 	exec $(BIN) serve --config configs/qwen3-server.yaml --demo-model $(TINY_MODEL) $(ARGS)
 
 ## ggml-src: copy the ggml sources of the pinned ollama module (needs Go) and
-## apply our patches to them (engine/llamacpp/patches: the fused LoRA path);
+## apply our patches to them (engine/llamacpp/patches/ggml-*.patch: the CUDA
+## LoRA kernels, the CPU one-token F16 product);
 ## `make cpu` and `make cuda` build from this tree
 ggml-src: $(GGML_SRC)/CMakeLists.txt
 cuda-src: ggml-src
@@ -197,15 +198,21 @@ $(GGML_SRC)/CMakeLists.txt: $(GGML_SRC_DEPS)
 		chmod -R u+w $(GGML_SRC) && \
 		for p in $(PATCHES); do patch -s -p1 -d $(GGML_SRC) < $$p || exit 1; echo "applied $$p"; done
 
-## cuda-patch: after editing the sources in build/_ggml-src, write the patch
-## again from every file that differs from the module's (so none is left out)
+## cuda-patch: after editing the sources in build/_ggml-src, write the
+## patches again from every file that differs from the module's (so none is
+## left out): those under ggml-cuda/ into ggml-cuda-lora-fusion.patch, the
+## others (the CPU backend) into ggml-cpu.patch
 cuda-patch:
-	@dir=$$($(OLLAMA_DIR)); out=engine/llamacpp/patches/ggml-cuda-lora-fusion.patch; \
-		: > $$out.tmp; \
+	@dir=$$($(OLLAMA_DIR)); cuda=engine/llamacpp/patches/ggml-cuda-lora-fusion.patch; cpu=engine/llamacpp/patches/ggml-cpu.patch; \
+		: > $$cuda.tmp; : > $$cpu.tmp; \
 		for f in $$(cd $(GGML_SRC) && find ml -type f | sort); do \
+			case $$f in */ggml-cuda/*) out=$$cuda;; *) out=$$cpu;; esac; \
 			cmp -s $$dir/$$f $(GGML_SRC)/$$f || diff -uN --label a/$$f --label b/$$f $$dir/$$f $(GGML_SRC)/$$f >> $$out.tmp; \
 		done; \
-		mv $$out.tmp $$out && touch $(GGML_SRC)/CMakeLists.txt && echo "wrote $$out: $$(grep -c '^+++ ' $$out) files"
+		for out in $$cuda $$cpu; do \
+			if [ -s $$out.tmp ]; then mv $$out.tmp $$out; echo "wrote $$out: $$(grep -c '^+++ ' $$out) files"; else rm -f $$out.tmp $$out; fi; \
+		done; \
+		touch $(GGML_SRC)/CMakeLists.txt
 
 ## cpu: ggml's CPU backend for each x86-64 level (x64, sse42, sandybridge,
 ## haswell, skylakex, icelake, alderlake) into lib/ollama/; about 3 minutes

@@ -40,6 +40,7 @@ func runBench(args []string) error {
 	threads := fs.Int("threads", 0, "llama.cpp CPU threads (0 = the server's default: 2 with every layer on the GPU, else all cores)")
 	out := fs.String("out", "", "also write the markdown table to this file")
 	verbose := fs.Bool("verbose", false, "show llama.cpp's log")
+	noMmap := fs.Bool("no-mmap", false, "read the weights into memory instead of mapping the file")
 	httpMode := fs.Bool("http", false, "measure through the HTTP server (N streaming clients) instead of the in-process scheduler")
 	peerURL := fs.String("peer-url", "", "with --http: also measure this OpenAI-compatible server (e.g. http://127.0.0.1:11434/v1 for Ollama)")
 	peerModel := fs.String("peer-model", "", "model name on the peer server")
@@ -92,7 +93,7 @@ func runBench(args []string) error {
 	if *threads == 0 && *gpuLayers < 0 && len(gpus) > 0 {
 		*threads = scheduler.GPUThreads
 	}
-	m, err := llamacpp.LoadModel(llamacpp.ModelParams{Path: *model, GPULayers: *gpuLayers})
+	m, err := llamacpp.LoadModel(llamacpp.ModelParams{Path: *model, GPULayers: *gpuLayers, NoMmap: *noMmap})
 	if err != nil {
 		return err
 	}
