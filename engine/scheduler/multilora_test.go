@@ -214,6 +214,9 @@ func runAlone(t *testing.T, m *llamacpp.Model, p seqPlan) seqOut {
 // compare checks every sequence of a mixed run against its run alone.
 func compare(t *testing.T, m *llamacpp.Model, plans []seqPlan, mixed []seqOut, tol float64) {
 	t.Helper()
+	if onTestGPU() {
+		tol = max(tol, gpuLogitTol)
+	}
 	worst := 0.0
 	for i, p := range plans {
 		alone := runAlone(t, m, p)
@@ -229,9 +232,6 @@ func compare(t *testing.T, m *llamacpp.Model, plans []seqPlan, mixed []seqOut, t
 			// rows up to the first different token have the same inputs
 			// and are compared, with the GPU's tolerance.
 			rows = firstDiff(mixed[i].tokens, alone.tokens) + 1
-		}
-		if onTestGPU() {
-			tol = max(tol, gpuLogitTol)
 		}
 		for r := range rows {
 			d := maxDiff(mixed[i].logits[r], alone.logits[r])
