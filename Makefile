@@ -58,8 +58,11 @@ CPU_STAMP    := lib/ollama/.cpu-variants
 # apt_install installs Debian packages, as root or through sudo (one place
 # for the steps that need system packages: headers, cmake/patchelf,
 # chromium, the metrics' Python reference).
+# Waits up to 10 minutes for the dpkg lock: on a fresh machine
+# unattended-upgrades, or a second make, may hold it.
 apt_install = SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(1) >/dev/null
+	$$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq $(1) >/dev/null
 
 GOFILES := $(shell find . \( -name '*.go' -o -name '*.c' -o -name '*.h' \) -not -path './build/*' -not -path './.deps/*' -not -path './node_modules/*' 2>/dev/null)
 
