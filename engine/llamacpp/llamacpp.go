@@ -54,6 +54,36 @@ static struct ggml_backend_feature *qs_features(ggml_backend_reg_t reg) {
 	return fn ? fn(reg) : NULL;
 }
 
+// A persistent thread pool for a context's CPU work. Without one, ggml
+// creates and joins its worker threads for every graph: 15 pthread_create
+// and join a decoded token at 16 threads. It must come from the CPU backend
+// that computes, through its registry: the binary's own ggml-cpu symbols are
+// the baseline build, and a pool made by them would run baseline kernels.
+// poll 0: between graphs the workers sleep instead of spinning, so that the
+// HTTP server's goroutines get the cores while a token is sampled and sent.
+typedef struct ggml_threadpool *(*qs_tp_new_fn)(struct ggml_threadpool_params *);
+typedef void (*qs_tp_free_fn)(struct ggml_threadpool *);
+
+static void *qs_cpu_proc(const char *name) {
+	ggml_backend_dev_t dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+	ggml_backend_reg_t reg = dev ? ggml_backend_dev_backend_reg(dev) : NULL;
+	return reg ? ggml_backend_reg_get_proc_address(reg, name) : NULL;
+}
+
+static struct ggml_threadpool *qs_cpu_threadpool_new(int n_threads, int poll) {
+	qs_tp_new_fn fn = (qs_tp_new_fn)qs_cpu_proc("ggml_threadpool_new");
+	if (fn == NULL) return NULL;
+	struct ggml_threadpool_params p;
+	ggml_threadpool_params_init(&p, n_threads);
+	p.poll = (uint32_t)poll;
+	return fn(&p);
+}
+
+static void qs_cpu_threadpool_free(struct ggml_threadpool *tp) {
+	qs_tp_free_fn fn = (qs_tp_free_fn)qs_cpu_proc("ggml_threadpool_free");
+	if (fn != NULL && tp != NULL) fn(tp);
+}
+
 static void *qs_preload(const char *path) {
 	return dlopen(path, RTLD_NOW | RTLD_GLOBAL);
 }
@@ -76,6 +106,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
@@ -438,6 +469,7 @@ type ContextParams struct {
 // Context is a llama context: KV cache and compute buffers.
 type Context struct {
 	c      *C.struct_llama_context
+	tp     *C.struct_ggml_threadpool // the CPU backend's pool for c (nil: ggml's per-graph threads)
 	nVocab int
 }
 
@@ -491,10 +523,23 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 	if c == nil {
 		return nil, errors.New("llama.cpp could not create a context (out of memory? try a smaller ctx_size or parallel)")
 	}
-	return &Context{c: c, nVocab: m.nVocab}, nil
+	ctx := &Context{c: c, nVocab: m.nVocab}
+	// QWEN3_CPU_THREADPOOL=1 (QWEN3_CPU_POLL=N: its polling level) gives the
+	// context a persistent pool. Off by default, as measured (BENCHMARKS.md,
+	// issue 12, 16-core host): the raw decode of one stream went from 0.66
+	// to 1.0 of the memory floor, but one HTTP stream fell to 0.17-0.95 of
+	// its raw rate at every polling level, against 0.82-0.86 with ggml's
+	// per-graph threads; why is not known yet.
+	if threads > 1 && os.Getenv("QWEN3_CPU_THREADPOOL") == "1" {
+		poll, _ := strconv.Atoi(os.Getenv("QWEN3_CPU_POLL"))
+		if ctx.tp = C.qs_cpu_threadpool_new(C.int(threads), C.int(poll)); ctx.tp != nil {
+			C.llama_attach_threadpool(c, ctx.tp, ctx.tp)
+		}
+	}
+	return ctx, nil
 }
 
-// Close frees the context. Idempotent.
+// Close frees the context, then its thread pool. Idempotent.
 func (c *Context) Close() {
 	if c.c != nil {
 		// Safe with the CUDA backend loaded since our llama.cpp patch
@@ -502,6 +547,10 @@ func (c *Context) Close() {
 		// (TestGPUAdapterChurnFreesMemory).
 		C.llama_free(c.c)
 		c.c = nil
+	}
+	if c.tp != nil {
+		C.qs_cpu_threadpool_free(c.tp)
+		c.tp = nil
 	}
 }
 
