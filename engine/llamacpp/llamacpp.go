@@ -528,7 +528,7 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 	// context a persistent pool. Off by default, as measured (BENCHMARKS.md,
 	// issue 12, 16-core host): the raw decode of one stream went from 0.66
 	// to 1.0 of the memory floor, but one HTTP stream fell to 0.17-0.95 of
-	// its raw rate at every polling level, against 0.82-0.86 with ggml's
+	// its raw rate at every polling level, against 0.75-0.99 with ggml's
 	// per-graph threads; why is not known yet.
 	if threads > 1 && os.Getenv("QWEN3_CPU_THREADPOOL") == "1" {
 		poll, _ := strconv.Atoi(os.Getenv("QWEN3_CPU_POLL"))
