@@ -224,7 +224,7 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	fs.String("kv-cache-type", "", "f16, q8_0 or q4_0")
 	fs.String("flash-attention", "", "auto, on or off")
 	fs.Int("batch-size", 0, "most tokens per decode step")
-	fs.Int("threads", 0, "CPU threads (0 = all cores)")
+	fs.Int("threads", 0, "CPU threads (0 = automatic: all cores below 8, three quarters of them with a persistent pool from 8)")
 	fs.StringSlice("adapter-dir", nil, "folder LoRA adapters may be loaded from (repeatable)")
 	fs.Bool("enable-thinking", true, "default thinking mode when a request does not say")
 	fs.Bool("web-ui", true, "serve the chat page at /")

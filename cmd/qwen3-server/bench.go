@@ -37,7 +37,7 @@ func runBench(args []string) error {
 	gpuLayers := fs.Int("gpu-layers", scheduler.GPULayersAuto, "layers on the GPU (-1 all, 0 CPU; default: all when a GPU backend loaded, else the CPU)")
 	fa := fs.String("flash-attention", "on", "auto, on or off")
 	kv := fs.String("kv-cache-type", "f16", "f16, q8_0 or q4_0")
-	threads := fs.Int("threads", 0, "llama.cpp CPU threads (0 = the server's default: 2 with every layer on the GPU, else all cores)")
+	threads := fs.Int("threads", 0, "llama.cpp CPU threads (0 = the server's default: 2 with every layer on the GPU, else automatic: all cores below 8, three quarters with a thread pool from 8)")
 	out := fs.String("out", "", "also write the markdown table to this file")
 	verbose := fs.Bool("verbose", false, "show llama.cpp's log")
 	noMmap := fs.Bool("no-mmap", false, "read the weights into memory instead of mapping the file")
@@ -420,16 +420,16 @@ func parseLevels(flag, list string) ([]int, error) {
 }
 
 // memoryFloor measures the machine's memory read bandwidth with as many
-// threads as llama.cpp uses and divides it by the bytes of weights one
-// decode step reads: the most tokens/s one sequence can decode on the CPU.
+// threads as llama.cpp uses, and with every core when that is fewer (the
+// automatic count leaves cores to the server from 8 up: the floor stays the
+// machine's), and divides it by the bytes of weights one decode step reads:
+// the most tokens/s one sequence can decode on the CPU.
 func memoryFloor(model string, threads int) (string, error) {
 	perToken, err := bench.WeightBytesPerToken(model)
 	if err != nil {
 		return "", err
 	}
-	if threads <= 0 {
-		threads = runtime.NumCPU()
-	}
+	threads = max(threads, runtime.NumCPU())
 	// A buffer the size of the weights: caches help it as they help decoding.
 	bw := llamacpp.MemoryReadBandwidth(threads, int(perToken))
 	return fmt.Sprintf("memory read bandwidth %.1f GB/s (%d threads), %.0f MB of weights read per token: floor %.1f tok/s for one sequence",

@@ -457,7 +457,7 @@ type ContextParams struct {
 	NBatch    int    // logical batch: most tokens one Decode takes
 	NUBatch   int    // physical batch
 	NSeqMax   int    // parallel sequences
-	Threads   int    // CPU threads (0 = runtime.NumCPU)
+	Threads   int    // CPU threads (0 = AutoThreads)
 	FlashAttn string // "auto", "on", "off"
 	KVType    string // "f16", "q8_0", "q4_0"
 
@@ -496,9 +496,15 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 	params.n_batch = C.uint32_t(p.NBatch)
 	params.n_ubatch = C.uint32_t(min(p.NUBatch, p.NBatch))
 	params.n_seq_max = C.uint32_t(p.NSeqMax)
-	threads := p.Threads
+	threads, pool := p.Threads, false
 	if threads <= 0 {
-		threads = runtime.NumCPU()
+		threads, pool = AutoThreads()
+	}
+	switch os.Getenv("QWEN3_CPU_THREADPOOL") {
+	case "1":
+		pool = true
+	case "0":
+		pool = false
 	}
 	params.n_threads = C.int32_t(threads)
 	params.n_threads_batch = C.int32_t(threads)
@@ -524,19 +530,35 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 		return nil, errors.New("llama.cpp could not create a context (out of memory? try a smaller ctx_size or parallel)")
 	}
 	ctx := &Context{c: c, nVocab: m.nVocab}
-	// QWEN3_CPU_THREADPOOL=1 (QWEN3_CPU_POLL=N: its polling level) gives the
-	// context a persistent pool. Off by default, as measured (BENCHMARKS.md,
-	// issue 12, 16-core host): the raw decode of one stream went from 0.66
-	// to 1.0 of the memory floor, but one HTTP stream fell to 0.17-0.95 of
-	// its raw rate at every polling level, against 0.75-0.99 with ggml's
-	// per-graph threads; why is not known yet.
-	if threads > 1 && os.Getenv("QWEN3_CPU_THREADPOOL") == "1" {
+	// QWEN3_CPU_THREADPOOL=1/0 forces the persistent pool on or off
+	// (QWEN3_CPU_POLL=N: its polling level, 0 by default).
+	if threads > 1 && pool {
 		poll, _ := strconv.Atoi(os.Getenv("QWEN3_CPU_POLL"))
 		if ctx.tp = C.qs_cpu_threadpool_new(C.int(threads), C.int(poll)); ctx.tp != nil {
 			C.llama_attach_threadpool(c, ctx.tp, ctx.tp)
 		}
 	}
 	return ctx, nil
+}
+
+// AutoThreads is the CPU thread count for ContextParams.Threads 0, and
+// whether the context gets a persistent thread pool. Below 8 cores: every
+// core, and ggml's threads made for each graph. From 8 cores: three
+// quarters of them, with a pool. Measured on a 16-core host (BENCHMARKS.md,
+// issue 12): ggml makes and joins 15 threads for every graph at 16 threads,
+// and a pool removes that, but with every core holding a ggml thread the
+// HTTP server's goroutines preempt one at each token, the others run out of
+// spin at the next barrier, and one HTTP stream fell to 98-181 tok/s. With
+// 12 threads and a pool it gave 458-592, against 339-353 with 16 threads
+// and no pool (0.8-1.1 of the machine's memory floor against 0.5-0.7), 16
+// streams 3-15% fewer.
+func AutoThreads() (threads int, pool bool) { return autoThreads(runtime.NumCPU()) }
+
+func autoThreads(n int) (threads int, pool bool) {
+	if n < 8 {
+		return n, false
+	}
+	return n * 3 / 4, true
 }
 
 // Close frees the context, then its thread pool. Idempotent.

@@ -74,3 +74,16 @@ func TestCPUThreadPoolSameLogits(t *testing.T) {
 		}
 	}
 }
+
+// The automatic thread count: every core and no pool below 8 cores, three
+// quarters of them with a pool from 8.
+func TestAutoThreads(t *testing.T) {
+	for _, c := range []struct {
+		cores, threads int
+		pool           bool
+	}{{1, 1, false}, {2, 2, false}, {7, 7, false}, {8, 6, true}, {16, 12, true}, {64, 48, true}} {
+		if n, pool := autoThreads(c.cores); n != c.threads || pool != c.pool {
+			t.Errorf("%d cores: %d threads, pool %v; want %d, %v", c.cores, n, pool, c.threads, c.pool)
+		}
+	}
+}
