@@ -549,9 +549,9 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 // and a pool removes that, but with every core holding a ggml thread the
 // HTTP server's goroutines preempt one at each token, the others run out of
 // spin at the next barrier, and one HTTP stream fell to 98-181 tok/s. With
-// 12 threads and a pool it gave 458-592, against 339-353 with 16 threads
-// and no pool (0.8-1.1 of the machine's memory floor against 0.5-0.7), 16
-// streams 3-15% fewer.
+// 12 threads and a pool it gave 352-448, against 243-285 with 16 threads
+// and no pool (0.59-0.91 of the machine's memory floor against 0.38-0.59),
+// 16 streams 0-17% fewer.
 func AutoThreads() (threads int, pool bool) { return autoThreads(runtime.NumCPU()) }
 
 func autoThreads(n int) (threads int, pool bool) {
