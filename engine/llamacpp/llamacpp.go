@@ -60,7 +60,8 @@ static struct ggml_backend_feature *qs_features(ggml_backend_reg_t reg) {
 // that computes, through its registry: the binary's own ggml-cpu symbols are
 // the baseline build, and a pool made by them would run baseline kernels.
 // poll 0: between graphs the workers sleep instead of spinning, so that the
-// HTTP server's goroutines get the cores while a token is sampled and sent.
+// HTTP server's goroutines get the cores while a token is sampled and sent
+// (polling levels 1, 10 and 50 were no better, BENCHMARKS.md issue 12).
 typedef struct ggml_threadpool *(*qs_tp_new_fn)(struct ggml_threadpool_params *);
 typedef void (*qs_tp_free_fn)(struct ggml_threadpool *);
 
@@ -70,12 +71,12 @@ static void *qs_cpu_proc(const char *name) {
 	return reg ? ggml_backend_reg_get_proc_address(reg, name) : NULL;
 }
 
-static struct ggml_threadpool *qs_cpu_threadpool_new(int n_threads, int poll) {
+static struct ggml_threadpool *qs_cpu_threadpool_new(int n_threads) {
 	qs_tp_new_fn fn = (qs_tp_new_fn)qs_cpu_proc("ggml_threadpool_new");
 	if (fn == NULL) return NULL;
 	struct ggml_threadpool_params p;
 	ggml_threadpool_params_init(&p, n_threads);
-	p.poll = (uint32_t)poll;
+	p.poll = 0;
 	return fn(&p);
 }
 
@@ -106,7 +107,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
@@ -500,7 +500,7 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 	if threads <= 0 {
 		threads, pool = AutoThreads()
 	}
-	switch os.Getenv("QWEN3_CPU_THREADPOOL") {
+	switch os.Getenv("QWEN3_CPU_THREADPOOL") { // forces the pool on or off
 	case "1":
 		pool = true
 	case "0":
@@ -530,11 +530,8 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 		return nil, errors.New("llama.cpp could not create a context (out of memory? try a smaller ctx_size or parallel)")
 	}
 	ctx := &Context{c: c, nVocab: m.nVocab}
-	// QWEN3_CPU_THREADPOOL=1/0 forces the persistent pool on or off
-	// (QWEN3_CPU_POLL=N: its polling level, 0 by default).
 	if threads > 1 && pool {
-		poll, _ := strconv.Atoi(os.Getenv("QWEN3_CPU_POLL"))
-		if ctx.tp = C.qs_cpu_threadpool_new(C.int(threads), C.int(poll)); ctx.tp != nil {
+		if ctx.tp = C.qs_cpu_threadpool_new(C.int(threads)); ctx.tp != nil {
 			C.llama_attach_threadpool(c, ctx.tp, ctx.tp)
 		}
 	}
