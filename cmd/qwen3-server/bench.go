@@ -53,11 +53,15 @@ func runBench(args []string) error {
 	batchLines := fs.Int("batch-lines", 512, "with --batch: lines of the large batch (the throughput runs use a quarter)")
 	batchConc := fs.Int("batch-concurrency", batchpkg.DefaultConfig().MaxConcurrency, "with --batch: batch.max_concurrency, and the plain clients compared with it")
 	interactive := fs.Int("interactive", 4, "with --batch: concurrent interactive clients in the TTFT runs")
+	rounds := fs.Int("rounds", 1, "with --http: measure every level this many times, alternated; on the CPU each round measures the memory floor again first, and the table gives one stream's HTTP rate over its own round's floor")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *model == "" {
 		return fmt.Errorf("--model is required")
+	}
+	if *rounds < 1 {
+		return fmt.Errorf("--rounds must be at least 1")
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -99,16 +103,18 @@ func runBench(args []string) error {
 	}
 	defer m.Close()
 	fmt.Fprintf(os.Stderr, "model: %s (%s, %.2f GB)\n", *model, m.Desc(), float64(m.Size())/1e9)
+	var floor func() float64 // tok/s, measured anew at each call; nil on the GPU
 	if *gpuLayers == 0 {
 		// On the CPU one sequence's decoding is bound by memory bandwidth:
 		// say what the bound is on this machine, measured now, beside the
 		// figures it bounds.
-		floor, err := memoryFloor(*model, *threads)
+		f, desc, err := memoryFloor(*model, *threads)
 		if err != nil {
 			return err
 		}
-		device += "; " + floor
-		fmt.Fprintln(os.Stderr, floor)
+		floor = f
+		device += "; " + desc
+		fmt.Fprintln(os.Stderr, desc)
 	}
 	opts := bench.Options{
 		Model: m, Parallel: levels, PromptLen: *promptLen, GenLen: *genLen, BatchSize: *batch,
@@ -134,7 +140,7 @@ func runBench(args []string) error {
 		return runBatchBench(opts, log, device, m.Desc(), *out, *batchLines, *batchConc, *interactive)
 	}
 	if *httpMode {
-		return runHTTPBench(opts, log, device, m.Desc(), *out, *peerURL, *peerModel, *peerName)
+		return runHTTPBench(opts, log, device, m.Desc(), *out, *peerURL, *peerModel, *peerName, *rounds, floor)
 	}
 	rows, err := bench.Run(opts, log, os.Stderr)
 	table := bench.Markdown(rows)
@@ -150,67 +156,124 @@ func runBench(args []string) error {
 
 // runHTTPBench measures, for each N: the raw loop, then N streaming HTTP
 // clients against an in-process server on loopback, then (optionally) the
-// same clients against a peer server.
-func runHTTPBench(o bench.Options, log *zap.Logger, device, desc, out, peerURL, peerModel, peerName string) error {
+// same clients against a peer server. With rounds > 1 the levels are
+// measured that many times, alternated. floor, on the CPU, measures one
+// sequence's memory floor (tok/s): at the start of every round, so that
+// one stream's rate is set against the bandwidth of its own moment. On a
+// shared machine the bandwidth moves by 20% between runs, and a floor
+// measured once at start-up made the ratio move with it.
+func runHTTPBench(o bench.Options, log *zap.Logger, device, desc, out, peerURL, peerModel, peerName string, rounds int, floor func() float64) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "device: %s; model: %s; prompt ~%d tokens (text), %d generated; batch %d; flash attention %s\n\n", device, desc, o.PromptLen, o.GenLen, o.BatchSize, o.FlashAttn)
-	fmt.Fprintf(&b, "| N | raw decode tok/s | qwen3-server HTTP tok/s | HTTP/raw | HTTP TTFT p50 | HTTP TTFT p95 |")
+	b.WriteString("|")
+	if rounds > 1 {
+		b.WriteString(" round |")
+	}
+	b.WriteString(" N | raw decode tok/s | qwen3-server HTTP tok/s | HTTP/raw | HTTP TTFT p50 | HTTP TTFT p95 |")
+	if floor != nil {
+		b.WriteString(" floor tok/s | raw ÷ floor | HTTP ÷ floor |")
+	}
 	if peerURL != "" {
 		fmt.Fprintf(&b, " %s tok/s | %s TTFT p50 | qwen3-server/%s |", peerName, peerName, peerName)
 	}
-	b.WriteString("\n| ---: | ---: | ---: | ---: | ---: | ---: |")
-	if peerURL != "" {
-		b.WriteString(" ---: | ---: | ---: |")
+	b.WriteString("\n|")
+	cols := 6
+	if rounds > 1 {
+		cols++
 	}
-	b.WriteString("\n")
+	if floor != nil {
+		cols += 3
+	}
+	if peerURL != "" {
+		cols += 3
+	}
+	b.WriteString(strings.Repeat(" ---: |", cols) + "\n")
 	var idle string
-	for _, n := range o.Parallel {
-		raw, err := bench.RawLoop(o, n)
-		if err != nil {
-			return err
+	var oneRaw, oneHTTP []float64 // one stream's rate ÷ its round's floor
+	for round := 1; round <= rounds; round++ {
+		f := 0.0
+		if floor != nil {
+			f = floor()
+			fmt.Fprintf(os.Stderr, "round %d: floor %.1f tok/s\n", round, f)
 		}
-		e := scheduler.NewWithContext(o.Model, o.Context, scheduler.Options{
-			ModelID: "bench", ContextSize: o.PromptLen + o.GenLen + 64, Parallel: n, BatchSize: o.BatchSize, QueueSize: n,
-		}, log)
-		cfg, _ := configs.Load(nil, nil)
-		cfg.Server.Addr = "127.0.0.1:0"
-		srv := server.New(cfg.Server, cfg.Sampling, log)
-		srv.SetEngine(e)
-		if err := srv.Start(); err != nil {
-			return err
-		}
-		prompts := bench.RandomTextPrompts(n, o.PromptLen-8)
-		ours, err := bench.HTTPRun(context.Background(), "qwen3-server", bench.HTTPOptions{BaseURL: "http://" + srv.Addr() + "/v1", Model: "bench", Prompts: prompts, GenLen: o.GenLen, IgnoreEOS: true})
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		srv.Stop(ctx)
-		cancel()
-		e.Close()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "N=%d raw %.0f tok/s, HTTP %.0f tok/s (%.3f), TTFT p50 %v\n", n, raw.RawDecodeTotal, ours.DecodeTotal, ours.DecodeTotal/raw.RawDecodeTotal, ours.TTFTp50)
-		fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.3f | %s | %s |", n, raw.RawDecodeTotal, ours.DecodeTotal, ours.DecodeTotal/raw.RawDecodeTotal, ours.TTFTp50.Round(100*time.Microsecond), ours.TTFTp95.Round(100*time.Microsecond))
-		if n == 1 {
-			idle = fmt.Sprintf("Idle time to first token, ~%d-token prompt: HTTP %s, raw prefill %s (HTTP/raw %.3f).\n", o.PromptLen, ours.TTFTp50.Round(100*time.Microsecond), raw.RawTTFT.Round(100*time.Microsecond), ours.TTFTp50.Seconds()/raw.RawTTFT.Seconds())
-		}
-		if peerURL != "" {
-			peer, err := bench.HTTPRun(context.Background(), peerName, bench.HTTPOptions{BaseURL: peerURL, Model: peerModel, Prompts: prompts, GenLen: o.GenLen})
+		for _, n := range o.Parallel {
+			raw, err := bench.RawLoop(o, n)
 			if err != nil {
-				fmt.Fprintf(&b, " error | | |")
-				fmt.Fprintf(os.Stderr, "N=%d %s: %v\n", n, peerName, err)
-			} else {
-				fmt.Fprintf(os.Stderr, "N=%d %s %.0f tok/s, TTFT p50 %v\n", n, peerName, peer.DecodeTotal, peer.TTFTp50)
-				fmt.Fprintf(&b, " %.0f | %s | %.2f |", peer.DecodeTotal, peer.TTFTp50.Round(100*time.Microsecond), ours.DecodeTotal/peer.DecodeTotal)
+				return err
 			}
+			e := scheduler.NewWithContext(o.Model, o.Context, scheduler.Options{
+				ModelID: "bench", ContextSize: o.PromptLen + o.GenLen + 64, Parallel: n, BatchSize: o.BatchSize, QueueSize: n,
+			}, log)
+			cfg, _ := configs.Load(nil, nil)
+			cfg.Server.Addr = "127.0.0.1:0"
+			srv := server.New(cfg.Server, cfg.Sampling, log)
+			srv.SetEngine(e)
+			if err := srv.Start(); err != nil {
+				return err
+			}
+			prompts := bench.RandomTextPrompts(n, o.PromptLen-8)
+			ours, err := bench.HTTPRun(context.Background(), "qwen3-server", bench.HTTPOptions{BaseURL: "http://" + srv.Addr() + "/v1", Model: "bench", Prompts: prompts, GenLen: o.GenLen, IgnoreEOS: true})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			srv.Stop(ctx)
+			cancel()
+			e.Close()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "N=%d raw %.0f tok/s, HTTP %.0f tok/s (%.3f), TTFT p50 %v\n", n, raw.RawDecodeTotal, ours.DecodeTotal, ours.DecodeTotal/raw.RawDecodeTotal, ours.TTFTp50)
+			b.WriteString("|")
+			if rounds > 1 {
+				fmt.Fprintf(&b, " %d |", round)
+			}
+			fmt.Fprintf(&b, " %d | %.0f | %.0f | %.3f | %s | %s |", n, raw.RawDecodeTotal, ours.DecodeTotal, ours.DecodeTotal/raw.RawDecodeTotal, ours.TTFTp50.Round(100*time.Microsecond), ours.TTFTp95.Round(100*time.Microsecond))
+			if floor != nil {
+				if n == 1 {
+					oneRaw = append(oneRaw, raw.RawDecodeTotal/f)
+					oneHTTP = append(oneHTTP, ours.DecodeTotal/f)
+					fmt.Fprintf(&b, " %.0f | %.2f | %.2f |", f, raw.RawDecodeTotal/f, ours.DecodeTotal/f)
+				} else {
+					fmt.Fprintf(&b, " %.0f | | |", f) // the floor bounds one sequence only
+				}
+			}
+			if n == 1 && idle == "" {
+				idle = fmt.Sprintf("Idle time to first token, ~%d-token prompt: HTTP %s, raw prefill %s (HTTP/raw %.3f).\n", o.PromptLen, ours.TTFTp50.Round(100*time.Microsecond), raw.RawTTFT.Round(100*time.Microsecond), ours.TTFTp50.Seconds()/raw.RawTTFT.Seconds())
+			}
+			if peerURL != "" {
+				peer, err := bench.HTTPRun(context.Background(), peerName, bench.HTTPOptions{BaseURL: peerURL, Model: peerModel, Prompts: prompts, GenLen: o.GenLen})
+				if err != nil {
+					fmt.Fprintf(&b, " error | | |")
+					fmt.Fprintf(os.Stderr, "N=%d %s: %v\n", n, peerName, err)
+				} else {
+					fmt.Fprintf(os.Stderr, "N=%d %s %.0f tok/s, TTFT p50 %v\n", n, peerName, peer.DecodeTotal, peer.TTFTp50)
+					fmt.Fprintf(&b, " %.0f | %s | %.2f |", peer.DecodeTotal, peer.TTFTp50.Round(100*time.Microsecond), ours.DecodeTotal/peer.DecodeTotal)
+				}
+			}
+			b.WriteString("\n")
 		}
-		b.WriteString("\n")
 	}
 	b.WriteString("\n" + idle)
+	if len(oneHTTP) > 0 {
+		fmt.Fprintf(&b, "One stream ÷ its round's memory floor, %d round(s): raw %s, HTTP %s.\n", len(oneHTTP), spread(oneRaw), spread(oneHTTP))
+	}
 	fmt.Print(b.String())
 	if out != "" {
 		return os.WriteFile(out, []byte(b.String()), 0o644)
 	}
 	return nil
+}
+
+// spread is "median M (min–max)" of xs, or the value alone for one.
+func spread(xs []float64) string {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 1 {
+		return fmt.Sprintf("%.2f", s[0])
+	}
+	med := s[len(s)/2]
+	if len(s)%2 == 0 {
+		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return fmt.Sprintf("median %.2f (%.2f–%.2f)", med, s[0], s[len(s)-1])
 }
 
 // ttftRounds runs the interactive clients n times and keeps the median
@@ -423,16 +486,19 @@ func parseLevels(flag, list string) ([]int, error) {
 // threads as llama.cpp uses, and with every core when that is fewer (the
 // automatic count leaves cores to the server from 8 up: the floor stays the
 // machine's), and divides it by the bytes of weights one decode step reads:
-// the most tokens/s one sequence can decode on the CPU.
-func memoryFloor(model string, threads int) (string, error) {
+// the most tokens/s one sequence can decode on the CPU. It returns the
+// measurement (each call measures again, for bench's rounds) and a line
+// that describes its first result.
+func memoryFloor(model string, threads int) (func() float64, string, error) {
 	perToken, err := bench.WeightBytesPerToken(model)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	threads = max(threads, runtime.NumCPU())
 	// A buffer the size of the weights: caches help it as they help decoding.
-	bw := llamacpp.MemoryReadBandwidth(threads, int(perToken))
-	return fmt.Sprintf("memory read bandwidth %.1f GB/s (%d threads), %.0f MB of weights read per token: floor %.1f tok/s for one sequence",
+	measure := func() float64 { return llamacpp.MemoryReadBandwidth(threads, int(perToken)) / float64(perToken) }
+	bw := measure() * float64(perToken)
+	return measure, fmt.Sprintf("memory read bandwidth %.1f GB/s (%d threads), %.0f MB of weights read per token: floor %.1f tok/s for one sequence",
 		bw/1e9, threads, float64(perToken)/1e6, bw/float64(perToken)), nil
 }
 
