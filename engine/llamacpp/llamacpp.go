@@ -573,6 +573,10 @@ func (c *Context) Close() {
 	}
 }
 
+// GraphsReused is how many decodes since the context was made reused the
+// previous decode's graph instead of building and allocating it again.
+func (c *Context) GraphsReused() int { return int(C.llama_perf_context(c.c).n_reused) }
+
 // NCtx is the total number of KV cells; NCtxSeq the cells one sequence may use.
 func (c *Context) NCtx() int    { return int(C.llama_n_ctx(c.c)) }
 func (c *Context) NCtxSeq() int { return int(C.llama_n_ctx_seq(c.c)) }
