@@ -1,9 +1,6 @@
 package llamacpp
 
-import (
-	"path/filepath"
-	"testing"
-)
+import "testing"
 
 // A decode step of several sequences, one token each, reuses the previous
 // step's graph, in both KV layouts. With one KV stream per sequence (the
@@ -12,14 +9,7 @@ import (
 // no step of more than one sequence reused its graph (our patch to
 // llama-graph.cpp, qs_kq_mask_fits).
 func TestMultiSequenceDecodeReusesGraph(t *testing.T) {
-	path, _ := filepath.Abs("../../testdata/models/tiny-random.gguf")
-	SetLogger(nil)
-	Init("")
-	m, err := LoadModel(ModelParams{Path: path, GPULayers: 0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := tinyModelWeights(t)
 	const nSeq, steps = 4, 10
 	for _, unified := range []bool{false, true} {
 		ctx, err := NewContext(m, ContextParams{NCtx: 256 * nSeq, NBatch: 64, NUBatch: 64, NSeqMax: nSeq, Threads: 2, FlashAttn: "off", KVUnified: unified})

@@ -7,7 +7,13 @@ import (
 	"testing"
 )
 
-func tinyModel(t testing.TB) *Model {
+// tinyModel is the tiny test model's vocabulary, tinyModelWeights the
+// whole model on the CPU; both are closed when the test ends.
+func tinyModel(t testing.TB) *Model { return loadTinyModel(t, ModelParams{VocabOnly: true}) }
+
+func tinyModelWeights(t testing.TB) *Model { return loadTinyModel(t, ModelParams{GPULayers: 0}) }
+
+func loadTinyModel(t testing.TB, p ModelParams) *Model {
 	t.Helper()
 	path, _ := filepath.Abs("../../testdata/models/tiny-random.gguf")
 	if _, err := os.Stat(path); err != nil {
@@ -15,7 +21,8 @@ func tinyModel(t testing.TB) *Model {
 	}
 	SetLogger(nil)
 	Init("")
-	m, err := LoadModel(ModelParams{Path: path, VocabOnly: true})
+	p.Path = path
+	m, err := LoadModel(p)
 	if err != nil {
 		t.Fatal(err)
 	}

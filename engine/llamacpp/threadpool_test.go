@@ -2,7 +2,6 @@ package llamacpp
 
 import (
 	"math"
-	"path/filepath"
 	"testing"
 )
 
@@ -10,14 +9,7 @@ import (
 // made with it decodes the same logits as one with ggml's per-graph
 // threads, and its Close frees the pool once (a second Close is a no-op).
 func TestCPUThreadPoolSameLogits(t *testing.T) {
-	path, _ := filepath.Abs("../../testdata/models/tiny-random.gguf")
-	SetLogger(nil)
-	Init("")
-	m, err := LoadModel(ModelParams{Path: path, GPULayers: 0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := tinyModelWeights(t)
 	prompt, err := m.Tokenize("The pool keeps its threads between graphs.", true, false)
 	if err != nil {
 		t.Fatal(err)
