@@ -48,6 +48,7 @@ func runBench(args []string) error {
 	nAdapters := fs.Int("adapters", 0, "measure LoRA adapters instead: this many random rank-16 adapters on all seven projections")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole run to this file (go tool pprof)")
 	adapterLevels := fs.String("adapter-levels", "1,16", "with --adapters: sequence counts to compare adapter and base at (16 adds the table at 16 streams: base, 1 adapter, 4x4, 16x1, 8 base + 8 adapted)")
+	mixRows := fs.String("mix-rows", "", "with --adapters: only these rows of the adapter table, at each --adapter-levels count, without the base-vs-adapter comparison (comma-separated: "+strings.Join(bench.MixRowKeys, ",")+"; e.g. to profile one row)")
 	adapterDType := fs.String("adapter-dtype", "BF16", "with --adapters: the PEFT weights' type (BF16 converts to an F32 GGUF, F16 stays F16)")
 	batchMode := fs.Bool("batch", false, "measure the Batch API instead: interactive TTFT idle vs while a large batch runs, and batch-line throughput vs plain requests (slots: the largest --parallel level)")
 	batchLines := fs.Int("batch-lines", 512, "with --batch: lines of the large batch (the throughput runs use a quarter)")
@@ -62,6 +63,15 @@ func runBench(args []string) error {
 	}
 	if *rounds < 1 {
 		return fmt.Errorf("--rounds must be at least 1")
+	}
+	var mixOnly []string // --mix-rows, checked before the model loads
+	if *mixRows != "" {
+		for _, k := range strings.Split(*mixRows, ",") {
+			if k = strings.TrimSpace(k); !slices.Contains(bench.MixRowKeys, k) {
+				return fmt.Errorf("--mix-rows: unknown row %q (want some of %s)", k, strings.Join(bench.MixRowKeys, ","))
+			}
+			mixOnly = append(mixOnly, k)
+		}
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -134,7 +144,7 @@ func runBench(args []string) error {
 		if opts.Parallel, err = parseLevels("--adapter-levels", *adapterLevels); err != nil {
 			return err
 		}
-		return runAdapterBench(opts, m, *nAdapters, *adapterDType, log, device, *out)
+		return runAdapterBench(opts, m, *nAdapters, *adapterDType, mixOnly, log, device, *out)
 	}
 	if *batchMode {
 		return runBatchBench(opts, log, device, m.Desc(), *out, *batchLines, *batchConc, *interactive)
@@ -402,7 +412,7 @@ func runBatchBench(o bench.Options, log *zap.Logger, device, desc, out string, l
 // runAdapterBench generates random rank-16 PEFT adapters for the model's
 // shape on all seven projections, converts and loads them, and compares
 // decoding with them against the base.
-func runAdapterBench(o bench.Options, m *llamacpp.Model, n int, dtype string, log *zap.Logger, device, out string) error {
+func runAdapterBench(o bench.Options, m *llamacpp.Model, n int, dtype string, only []string, log *zap.Logger, device, out string) error {
 	meta := func(k string) int {
 		v, _ := m.Meta("qwen3." + k)
 		i, _ := strconv.Atoi(v)
@@ -437,18 +447,36 @@ func runAdapterBench(o bench.Options, m *llamacpp.Model, n int, dtype string, lo
 		}
 		as = append(as, scheduler.AdapterFrom(a))
 	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "device: %s; model: %s; adapters: rank 16, q/k/v/o/gate/up/down, %.0f MB each (%s PEFT); prompt %d, generated %d\n\n", device, m.Desc(), float64(size)/1e6, dtype, o.PromptLen, o.GenLen)
+	if len(only) > 0 {
+		// --mix-rows: just those rows, at each level.
+		b.WriteString("| streams | N | tok/s |\n| --- | ---: | ---: |\n")
+		for _, n := range o.Parallel {
+			mix, err := bench.RunAdapterMix(o, as, n, only, log, os.Stderr)
+			if err != nil {
+				return err
+			}
+			for _, r := range mix {
+				fmt.Fprintf(&b, "| %s | %d | %.0f |\n", r.Name, r.N, r.TokS)
+			}
+		}
+		fmt.Print(b.String())
+		if out != "" {
+			return os.WriteFile(out, []byte(b.String()), 0o644)
+		}
+		return nil
+	}
 	rows, err := bench.RunAdapters(o, as, log, os.Stderr)
 	if err != nil {
 		return err
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "device: %s; model: %s; adapters: rank 16, q/k/v/o/gate/up/down, %.0f MB each (%s PEFT); prompt %d, generated %d\n\n", device, m.Desc(), float64(size)/1e6, dtype, o.PromptLen, o.GenLen)
 	b.WriteString("| comparison | N | reference tok/s | with adapters tok/s | slowdown |\n| --- | ---: | ---: | ---: | ---: |\n")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.1f%% |\n", r.Name, r.N, r.Base, r.Adapter, 100*r.Slowdown)
 	}
 	if slices.Contains(o.Parallel, 16) {
-		mix, err := bench.RunAdapterMix(o, as, 16, log, os.Stderr)
+		mix, err := bench.RunAdapterMix(o, as, 16, nil, log, os.Stderr)
 		if err != nil {
 			return err
 		}

@@ -32,3 +32,11 @@ func TestBenchRejectsZeroRounds(t *testing.T) {
 		t.Fatalf("runBench --rounds 0: %v, want an error naming --rounds", err)
 	}
 }
+
+func TestBenchRejectsUnknownMixRow(t *testing.T) {
+	// Checked before the model loads: x.gguf does not exist.
+	err := runBench([]string{"--model", "x.gguf", "--adapters", "4", "--mix-rows", "base,mixd"})
+	if err == nil || !strings.Contains(err.Error(), `unknown row "mixd"`) {
+		t.Fatalf("runBench --mix-rows base,mixd: %v, want an error naming the unknown row", err)
+	}
+}

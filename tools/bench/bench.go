@@ -249,14 +249,7 @@ func RunAdapters(o Options, as []engine.Adapter, log *zap.Logger, progress io.Wr
 		if err := schedRunWith(o, o.Context, n, randomPrompts(o.Model, n, o.PromptLen), &row, log, uses); err != nil {
 			return 0, err
 		}
-		// Per decode call (one per step), to tell the
-		// GPU's share from the loop's.
-		if p := row.Profile; p.DecodeSteps > 0 {
-			per := func(d time.Duration, steps int) string { return (d / time.Duration(steps)).String() }
-			fmt.Fprintf(progress, "N=%d adapters=%v: %.0f tok/s; per decode call (%d): launch %s, GPU wait %s, sample %s, accept %s; decode-only steps (%d): launch %s, GPU wait %s\n",
-				n, uses != nil, row.SchedDecodeTotal, p.Steps, per(p.Launch, p.Steps), per(p.Wait, p.Steps), per(p.Sample, p.Steps), per(p.Accept, p.Steps),
-				p.DecodeSteps, per(p.DecodeLaunch, p.DecodeSteps), per(p.DecodeWait, p.DecodeSteps))
-		}
+		printProfile(progress, fmt.Sprintf("N=%d adapters=%v", n, uses != nil), row)
 		return row.SchedDecodeTotal, nil
 	}
 	var rows []AdapterRow
@@ -274,6 +267,19 @@ func RunAdapters(o Options, as []engine.Adapter, log *zap.Logger, progress io.Wr
 	return rows, nil
 }
 
+// printProfile writes row's per-decode-call profile (one call per step),
+// which tells the GPU's share of a step from the host's.
+func printProfile(progress io.Writer, what string, row Row) {
+	p := row.Profile
+	if p.DecodeSteps == 0 {
+		return
+	}
+	per := func(d time.Duration, steps int) string { return (d / time.Duration(steps)).String() }
+	fmt.Fprintf(progress, "%s: %.0f tok/s; per decode call (%d): launch %s, GPU wait %s, sample %s, accept %s; decode-only steps (%d): launch %s, GPU wait %s\n",
+		what, row.SchedDecodeTotal, p.Steps, per(p.Launch, p.Steps), per(p.Wait, p.Steps), per(p.Sample, p.Steps), per(p.Accept, p.Steps),
+		p.DecodeSteps, per(p.DecodeLaunch, p.DecodeSteps), per(p.DecodeWait, p.DecodeSteps))
+}
+
 // AdapterMixRow is one row of the adapter-mix table: N streams decoding at
 // once, each with the adapters the row names, in one decode per step.
 type AdapterMixRow struct {
@@ -289,21 +295,24 @@ type AdapterMixRow struct {
 // n streams in one llama_decode per step, whatever their adapters (the
 // per-sequence adapters of engine/llamacpp), so the streams of one row
 // share its rate: the mixed row's base streams run at its tok/s / n each.
-func RunAdapterMix(o Options, as []engine.Adapter, n int, log *zap.Logger, progress io.Writer) ([]AdapterMixRow, error) {
+// only, when not empty, keeps the rows of those keys (MixRowKeys), e.g. to
+// profile one row at a time.
+func RunAdapterMix(o Options, as []engine.Adapter, n int, only []string, log *zap.Logger, progress io.Writer) ([]AdapterMixRow, error) {
 	by := func(k int) func(int) []engine.AdapterUse {
 		return func(i int) []engine.AdapterUse { return []engine.AdapterUse{{Adapter: as[i%k], Scale: 1}} }
 	}
 	type spec struct {
+		key  string
 		name string
 		need int
 		uses func(int) []engine.AdapterUse
 	}
 	specs := []spec{
-		{"base only", 0, func(int) []engine.AdapterUse { return nil }},
-		{"1 adapter", 1, by(1)},
-		{fmt.Sprintf("4 adapters x %d streams", n/4), 4, by(4)},
-		{fmt.Sprintf("%d adapters x 1 stream", n), n, by(n)},
-		{fmt.Sprintf("%d base + %d adapted (4 adapters)", n/2, n-n/2), 4, func(i int) []engine.AdapterUse {
+		{"base", "base only", 0, func(int) []engine.AdapterUse { return nil }},
+		{"one", "1 adapter", 1, by(1)},
+		{"4x4", fmt.Sprintf("4 adapters x %d streams", n/4), 4, by(4)},
+		{"16x1", fmt.Sprintf("%d adapters x 1 stream", n), n, by(n)},
+		{"mixed", fmt.Sprintf("%d base + %d adapted (4 adapters)", n/2, n-n/2), 4, func(i int) []engine.AdapterUse {
 			if i < n/2 {
 				return nil
 			}
@@ -312,7 +321,7 @@ func RunAdapterMix(o Options, as []engine.Adapter, n int, log *zap.Logger, progr
 	}
 	var rows []AdapterMixRow
 	for _, sp := range specs {
-		if sp.need > len(as) {
+		if sp.need > len(as) || len(only) > 0 && !slices.Contains(only, sp.key) {
 			continue
 		}
 		var row Row
@@ -320,10 +329,16 @@ func RunAdapterMix(o Options, as []engine.Adapter, n int, log *zap.Logger, progr
 			return rows, err
 		}
 		fmt.Fprintf(progress, "N=%d %s: %.0f tok/s (%d decode calls)\n", n, sp.name, row.SchedDecodeTotal, row.Profile.Steps)
+		printProfile(progress, fmt.Sprintf("N=%d %s", n, sp.name), row)
 		rows = append(rows, AdapterMixRow{Name: sp.name, N: n, TokS: row.SchedDecodeTotal})
 	}
 	return rows, nil
 }
+
+// MixRowKeys names RunAdapterMix's rows, in its order: base only, one
+// adapter, 4 adapters x n/4 streams, n adapters x 1 stream, n/2 base + n/2
+// adapted.
+var MixRowKeys = []string{"base", "one", "4x4", "16x1", "mixed"}
 
 // percentiles returns p50 and p95 of ds (sorted in place).
 func percentiles(ds []time.Duration) (time.Duration, time.Duration) {
