@@ -450,49 +450,62 @@ func runAdapterBench(o bench.Options, m *llamacpp.Model, n int, dtype string, on
 	var b strings.Builder
 	fmt.Fprintf(&b, "device: %s; model: %s; adapters: rank 16, q/k/v/o/gate/up/down, %.0f MB each (%s PEFT); prompt %d, generated %d\n\n", device, m.Desc(), float64(size)/1e6, dtype, o.PromptLen, o.GenLen)
 	if len(only) > 0 {
-		// --mix-rows: just those rows, at each level.
-		b.WriteString("| streams | N | tok/s |\n| --- | ---: | ---: |\n")
-		for _, n := range o.Parallel {
-			mix, err := bench.RunAdapterMix(o, as, n, only, log, os.Stderr)
-			if err != nil {
-				return err
-			}
-			for _, r := range mix {
-				fmt.Fprintf(&b, "| %s | %d | %.0f |\n", r.Name, r.N, r.TokS)
-			}
-		}
-		fmt.Print(b.String())
-		if out != "" {
-			return os.WriteFile(out, []byte(b.String()), 0o644)
-		}
-		return nil
+		err = writeMixRows(&b, o, as, only, log)
+	} else {
+		err = writeAdapterTables(&b, o, as, log)
 	}
+	if err != nil {
+		return err
+	}
+	fmt.Print(b.String())
+	if out != "" {
+		return os.WriteFile(out, []byte(b.String()), 0o644)
+	}
+	return nil
+}
+
+// writeMixRows is --mix-rows: just those rows of the adapter table, at each
+// of o.Parallel's counts.
+func writeMixRows(b *strings.Builder, o bench.Options, as []engine.Adapter, only []string, log *zap.Logger) error {
+	b.WriteString("| streams | N | tok/s |\n| --- | ---: | ---: |\n")
+	for _, n := range o.Parallel {
+		mix, err := bench.RunAdapterMix(o, as, n, only, log, os.Stderr)
+		if err != nil {
+			return err
+		}
+		for _, r := range mix {
+			fmt.Fprintf(b, "| %s | %d | %.0f |\n", r.Name, r.N, r.TokS)
+		}
+	}
+	return nil
+}
+
+// writeAdapterTables is the default: one adapter against the base at each
+// of o.Parallel's counts, and with 16 among them the table at 16 streams.
+func writeAdapterTables(b *strings.Builder, o bench.Options, as []engine.Adapter, log *zap.Logger) error {
 	rows, err := bench.RunAdapters(o, as, log, os.Stderr)
 	if err != nil {
 		return err
 	}
 	b.WriteString("| comparison | N | reference tok/s | with adapters tok/s | slowdown |\n| --- | ---: | ---: | ---: | ---: |\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.1f%% |\n", r.Name, r.N, r.Base, r.Adapter, 100*r.Slowdown)
+		fmt.Fprintf(b, "| %s | %d | %.0f | %.0f | %.1f%% |\n", r.Name, r.N, r.Base, r.Adapter, 100*r.Slowdown)
 	}
-	if slices.Contains(o.Parallel, 16) {
-		mix, err := bench.RunAdapterMix(o, as, 16, nil, log, os.Stderr)
-		if err != nil {
-			return err
-		}
-		ref := map[string]float64{}
-		for _, r := range mix {
-			ref[r.Name] = r.TokS
-		}
-		b.WriteString("\nAt 16 streams, one decode per step whatever the adapters (per-sequence adapters):\n\n")
-		b.WriteString("| streams | tok/s | vs base only | vs 1 adapter |\n| --- | ---: | ---: | ---: |\n")
-		for _, r := range mix {
-			fmt.Fprintf(&b, "| %s | %.0f | %.2fx | %.2fx |\n", r.Name, r.TokS, r.TokS/ref["base only"], r.TokS/ref["1 adapter"])
-		}
+	if !slices.Contains(o.Parallel, 16) {
+		return nil
 	}
-	fmt.Print(b.String())
-	if out != "" {
-		return os.WriteFile(out, []byte(b.String()), 0o644)
+	mix, err := bench.RunAdapterMix(o, as, 16, nil, log, os.Stderr)
+	if err != nil {
+		return err
+	}
+	ref := map[string]float64{}
+	for _, r := range mix {
+		ref[r.Name] = r.TokS
+	}
+	b.WriteString("\nAt 16 streams, one decode per step whatever the adapters (per-sequence adapters):\n\n")
+	b.WriteString("| streams | tok/s | vs base only | vs 1 adapter |\n| --- | ---: | ---: | ---: |\n")
+	for _, r := range mix {
+		fmt.Fprintf(b, "| %s | %.0f | %.2fx | %.2fx |\n", r.Name, r.TokS, r.TokS/ref["base only"], r.TokS/ref["1 adapter"])
 	}
 	return nil
 }

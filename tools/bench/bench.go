@@ -272,6 +272,7 @@ func RunAdapters(o Options, as []engine.Adapter, log *zap.Logger, progress io.Wr
 func printProfile(progress io.Writer, what string, row Row) {
 	p := row.Profile
 	if p.DecodeSteps == 0 {
+		fmt.Fprintf(progress, "%s: %.0f tok/s (%d decode calls)\n", what, row.SchedDecodeTotal, p.Steps)
 		return
 	}
 	per := func(d time.Duration, steps int) string { return (d / time.Duration(steps)).String() }
@@ -328,7 +329,6 @@ func RunAdapterMix(o Options, as []engine.Adapter, n int, only []string, log *za
 		if err := schedRunWith(o, o.Context, n, randomPrompts(o.Model, n, o.PromptLen), &row, log, sp.uses); err != nil {
 			return rows, err
 		}
-		fmt.Fprintf(progress, "N=%d %s: %.0f tok/s (%d decode calls)\n", n, sp.name, row.SchedDecodeTotal, row.Profile.Steps)
 		printProfile(progress, fmt.Sprintf("N=%d %s", n, sp.name), row)
 		rows = append(rows, AdapterMixRow{Name: sp.name, N: n, TokS: row.SchedDecodeTotal})
 	}
