@@ -223,6 +223,9 @@ cuda-patch:
 ## (cgo has no per-function dispatch), so without these it runs 5-10x slower.
 cpu: $(CPU_STAMP)
 
+# The CUDA and HIP compilers are turned off: the CPU build must not depend on
+# whether nvcc happens to be installed (with it, ollama's CMakeLists configures
+# ggml-cuda for the "native" GPU and fails where there is none).
 # -Bsymbolic binds each variant's own ggml-cpu functions inside it (the binary
 # exports a baseline copy of them), and the libggml-base dependency is removed
 # so that the variant uses the binary's ggml (exported with -rdynamic, see
@@ -233,6 +236,7 @@ $(CPU_STAMP): $(PATCHES) | $(GGML_SRC)/CMakeLists.txt
 		$(call apt_install,cmake patchelf); \
 	fi
 	cmake -S $(GGML_SRC) -B build/cpu -DCMAKE_BUILD_TYPE=Release -DGGML_CCACHE=OFF \
+		-DCMAKE_CUDA_COMPILER=OFF -DCMAKE_HIP_COMPILER=OFF \
 		-DCMAKE_MODULE_LINKER_FLAGS=-Wl,-Bsymbolic -DCMAKE_SHARED_LINKER_FLAGS=-Wl,-Bsymbolic >/dev/null
 	cmake --build build/cpu --target ggml-cpu -j $$(nproc)
 	@mkdir -p lib/ollama
