@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# A/B of CUDA LoRA kernel variants on a CUDA machine, in one call (after
+# scripts/pack-gpu-carry.sh): build libggml-cuda.so, run the GPU adapter
+# tests under each of $TEST_VARIANTS, then the adapter table's rows of
+# $LEVELS under each of $VARIANTS, alternated $ROUNDS times, side by side
+# in $OUT/ab.md (tok/s; shared machines move 10% between runs, so only a
+# difference within one round means anything).
+#   VARIANTS       space-separated; each "default" or VAR=V[,VAR=V...]
+#   TEST_VARIANTS  the same, for the tests (default: $VARIANTS)
+#   LEVELS         space-separated streams:rows (rows of bench --mix-rows)
+#   ROUNDS         how many times each variant runs (default 2)
+#   ADAPTERS       random adapters bench makes (default 4; 16 for the 16x1 row)
+# Example: VARIANTS="default GGML_CUDA_LORA_T_EARLY=0" LEVELS="1:base,one" scripts/gpu-ab-lora.sh
+set -uo pipefail
+OUT=${OUT:-artifacts/gpu-ab}
+. "$(dirname "$0")/gpu-setup.sh"
+VARIANTS=${VARIANTS:-default}
+TEST_VARIANTS=${TEST_VARIANTS:-$VARIANTS}
+LEVELS=${LEVELS:-"1:base,one 16:base,mixed"}
+ROUNDS=${ROUNDS:-2}
+envof() { [ "$1" = default ] || echo "$1" | tr ',' ' '; }
+fail=0
+export GGML_CUDA_LORA_FUSION_LOG=1
+for v in $TEST_VARIANTS; do
+	log="$OUT/test-$(echo "$v" | tr -c 'A-Za-z0-9_\n' '_').log"
+	env $(envof "$v") QWEN3_TEST_GPU_LAYERS=-1 timeout 240 bin/scheduler.test -test.run \
+		'^(TestLoRAStepsMatchMerged|TestLoRAOneTokenMatchesTwoOnQuantizedBases|TestConcurrentAdaptersMatchAlone|TestAdapterChangesOutputScaleZeroIsBase|TestMixedAdaptersOneDecodeEqualAlone)$' \
+		-test.v > "$log" 2>&1
+	rc=$?
+	echo "== tests, $v: exit $rc"
+	grep -E '^--- |^(ok|FAIL|PASS)$|SIGSEGV|panic:|GGML_ASSERT|CUDA error' "$log" | sed -E 's/ \([0-9.]+s\)//' | sort | uniq -c | head -20
+	grep -o 'LoRA fusion: [^,]*' "$log" | sort | uniq -c | sort -rn | head -3 || true
+	[ $rc = 0 ] || fail=1
+done
+[ $fail = 0 ] || { echo "a test failed: no benchmark"; exit 1; }
+b() { timeout 150 bin/qwen3-server bench --model "$MODEL" --gpu-layers -1 --prompt-len 130 --gen-len 64 --adapter-dtype F16 "$@"; }
+{
+	printf '| round | variant |'; for l in $LEVELS; do printf ' %s |' "$l"; done; echo
+	printf '| --- | --- |'; for l in $LEVELS; do printf ' --- |'; done; echo
+} > "$OUT/ab.md"
+for r in $(seq 1 "$ROUNDS"); do
+	for v in $VARIANTS; do
+		row="| $r | $v |"
+		for l in $LEVELS; do
+			n=${l%%:*}; rows=${l#*:}
+			md="$OUT/bench-$r-$(echo "$v-$l" | tr -c 'A-Za-z0-9_\n' '_').md"
+			(for kv in $(envof "$v"); do export "$kv"; done; b --adapters "${ADAPTERS:-4}" --adapter-levels "$n" --parallel "$n" --mix-rows "$rows" --out "$md" >> "$OUT/bench.log" 2>&1) || echo "bench $v $l: exit $?"
+			# tok/s of each row, in the table's order
+			row="$row $(grep -E '^\| ' "$md" 2>/dev/null | tail -n +3 | awk -F'|' '{gsub(/ /,"",$4); printf "%s ", $4}')|"
+		done
+		echo "$row" | tee -a "$OUT/ab.md"
+	done
+done
+cat "$OUT/ab.md"
