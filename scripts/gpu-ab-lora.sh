@@ -10,6 +10,11 @@
 #   LEVELS         space-separated streams:rows (rows of bench --mix-rows)
 #   ROUNDS         how many times each variant runs (default 2)
 #   ADAPTERS       random adapters bench makes (default 4; 16 for the 16x1 row)
+#   ALT_SED, ALT_FILE  a second libggml-cuda.so, built from the sources
+#                  with the sed script ALT_SED applied to ggml-cuda/ALT_FILE;
+#                  a variant with the token lib=alt runs with it (for changes
+#                  that no environment variable can switch, like a kernel's
+#                  launch bounds)
 # Example: VARIANTS="default GGML_CUDA_LORA_T_EARLY=0" LEVELS="1:base,one" scripts/gpu-ab-lora.sh
 set -uo pipefail
 OUT=${OUT:-artifacts/gpu-ab}
@@ -18,13 +23,28 @@ VARIANTS=${VARIANTS:-default}
 TEST_VARIANTS=${TEST_VARIANTS:-$VARIANTS}
 LEVELS=${LEVELS:-"1:base,one 16:base,mixed"}
 ROUNDS=${ROUNDS:-2}
-envof() { [ "$1" = default ] || echo "$1" | tr ',' ' '; }
+envof() { [ "$1" = default ] || echo "$1" | tr ',' '\n' | grep -v '^lib=' | tr '\n' ' '; }
+cp lib/ollama/libggml-cuda.so /tmp/libggml-cuda-default.so
+if [ -n "${ALT_SED:-}" ]; then
+	src=build/_ggml-src/ml/backend/ggml/ggml/src/ggml-cuda/${ALT_FILE:?ALT_FILE names the file ALT_SED edits}
+	cp "$src" /tmp/alt-orig
+	sed -i "$ALT_SED" "$src"
+	if cmp -s "$src" /tmp/alt-orig; then echo "ALT_SED changed nothing in $src"; exit 1; fi
+	diff /tmp/alt-orig "$src" | head -20
+	start=$(date +%s)
+	cmake --build build/cuda --target ggml-cuda -j "$(nproc)" > "$OUT/alt-build.log" 2>&1 || { grep -E -A6 error "$OUT/alt-build.log" | head -40; exit 1; }
+	cp build/cuda/lib/ollama/libggml-cuda.so /tmp/libggml-cuda-alt.so
+	cp /tmp/alt-orig "$src"
+	echo "alt build: $(( $(date +%s) - start )) s"
+fi
+uselib() { case ",$1," in *,lib=alt,*) cp /tmp/libggml-cuda-alt.so lib/ollama/libggml-cuda.so ;; *) cp /tmp/libggml-cuda-default.so lib/ollama/libggml-cuda.so ;; esac; }
 fail=0
 export GGML_CUDA_LORA_FUSION_LOG=1
 for v in $TEST_VARIANTS; do
+	uselib "$v"
 	log="$OUT/test-$(echo "$v" | tr -c 'A-Za-z0-9_\n' '_').log"
-	env $(envof "$v") QWEN3_TEST_GPU_LAYERS=-1 timeout 240 bin/scheduler.test -test.run \
-		'^(TestLoRAStepsMatchMerged|TestLoRAOneTokenMatchesTwoOnQuantizedBases|TestConcurrentAdaptersMatchAlone|TestAdapterChangesOutputScaleZeroIsBase|TestMixedAdaptersOneDecodeEqualAlone)$' \
+	env $(envof "$v") QWEN3_TEST_GPU_LAYERS=-1 timeout 300 bin/scheduler.test -test.run \
+		'^(TestLoRAStepsMatchMerged|TestLoRAOneTokenMatchesTwoOnQuantizedBases|TestConcurrentAdaptersMatchAlone|TestAdapterChangesOutputScaleZeroIsBase|TestSchedulerMixesAdaptersInOneBatch|TestMixedBaseOnlyEqualAlone|TestMixedAdaptersOneDecodeEqualAlone|TestMixedAdaptersDenseLayout|TestMixedF16AdaptersEqualAlone|TestMixedAdaptersDeepModel|TestAdaptersLoadedAndUnloadedBetweenSteps|TestSeqSwitchesAdapterSetsBetweenRequests)$' \
 		-test.v > "$log" 2>&1
 	rc=$?
 	echo "== tests, $v: exit $rc"
@@ -40,6 +60,7 @@ b() { timeout 150 bin/qwen3-server bench --model "$MODEL" --gpu-layers -1 --prom
 } > "$OUT/ab.md"
 for r in $(seq 1 "$ROUNDS"); do
 	for v in $VARIANTS; do
+		uselib "$v"
 		row="| $r | $v |"
 		for l in $LEVELS; do
 			n=${l%%:*}; rows=${l#*:}
