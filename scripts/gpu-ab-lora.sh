@@ -44,7 +44,7 @@ for v in $TEST_VARIANTS; do
 	uselib "$v"
 	log="$OUT/test-$(echo "$v" | tr -c 'A-Za-z0-9_\n' '_').log"
 	env $(envof "$v") QWEN3_TEST_GPU_LAYERS=-1 timeout 300 bin/scheduler.test -test.run \
-		'^(TestLoRAStepsMatchMerged|TestLoRAOneTokenMatchesTwoOnQuantizedBases|TestConcurrentAdaptersMatchAlone|TestAdapterChangesOutputScaleZeroIsBase|TestSchedulerMixesAdaptersInOneBatch|TestMixedBaseOnlyEqualAlone|TestMixedAdaptersOneDecodeEqualAlone|TestMixedAdaptersDenseLayout|TestMixedF16AdaptersEqualAlone|TestMixedAdaptersDeepModel|TestAdaptersLoadedAndUnloadedBetweenSteps|TestSeqSwitchesAdapterSetsBetweenRequests)$' \
+		'^(TestLoRAStepsMatchMerged|TestLoRAOneTokenMatchesTwoOnQuantizedBases|TestConcurrentAdaptersMatchAlone|TestAdapterChangesOutputScaleZeroIsBase|TestSchedulerMixesAdaptersInOneBatch|TestMixedBaseOnlyEqualAlone|TestMixedAdaptersOneDecodeEqualAlone|TestMixedAdaptersDenseLayout|TestMixedF16AdaptersEqualAlone|TestMixedAdaptersDeepModel|TestMixedAdaptersWideBatchEqualAlone|TestAdaptersLoadedAndUnloadedBetweenSteps|TestSeqSwitchesAdapterSetsBetweenRequests)$' \
 		-test.v > "$log" 2>&1
 	rc=$?
 	echo "== tests, $v: exit $rc"
@@ -65,11 +65,15 @@ for r in $(seq 1 "$ROUNDS"); do
 		for l in $LEVELS; do
 			n=${l%%:*}; rows=${l#*:}
 			md="$OUT/bench-$r-$(echo "$v-$l" | tr -c 'A-Za-z0-9_\n' '_').md"
-			(for kv in $(envof "$v"); do export "$kv"; done; b --adapters "${ADAPTERS:-4}" --adapter-levels "$n" --parallel "$n" --mix-rows "$rows" --out "$md" >> "$OUT/bench.log" 2>&1) || echo "bench $v $l: exit $?"
+			(for kv in $(envof "$v"); do export "$kv"; done; b --adapters "${ADAPTERS:-4}" --adapter-levels "$n" --parallel "$n" --mix-rows "$rows" --out "$md" > /tmp/bench-run.log 2>&1) || echo "bench $v $l: exit $?"
+			cat /tmp/bench-run.log >> "$OUT/bench.log"
+			# each row's per-step host and GPU times (bench's progress line)
+			grep -E ' tok/s; per decode call' /tmp/bench-run.log | sed "s/^/$r $v: /" >> "$OUT/steps.txt"
 			# tok/s of each row, in the table's order
 			row="$row $(grep -E '^\| ' "$md" 2>/dev/null | tail -n +3 | awk -F'|' '{gsub(/ /,"",$4); printf "%s ", $4}')|"
 		done
 		echo "$row" | tee -a "$OUT/ab.md"
 	done
 done
+{ echo; echo 'Per row: host ("launch") and GPU ("GPU wait") time of a step:'; echo; echo '```'; cat "$OUT/steps.txt" 2>/dev/null; echo '```'; } >> "$OUT/ab.md"
 cat "$OUT/ab.md"

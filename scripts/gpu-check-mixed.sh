@@ -19,7 +19,7 @@ OUT=${OUT:-artifacts/gpu-mixed}
 . "$(dirname "$0")/gpu-setup.sh"
 [ "${FUSION:-1}" = 0 ] && export QWEN3_CUDA_LORA_FUSION=0
 export QWEN3_TEST_GPU_LAYERS=-1
-timeout 180 bin/scheduler.test -test.run '^(TestMixedBaseOnlyEqualAlone|TestMixedAdaptersOneDecodeEqualAlone|TestMixedAdaptersDenseLayout|TestMixedF16AdaptersEqualAlone|TestMixedAdaptersDeepModel|TestAdaptersLoadedAndUnloadedBetweenSteps|TestSeqSwitchesAdapterSetsBetweenRequests)$' -test.v > "$OUT/mixed.log" 2>&1
+timeout 180 bin/scheduler.test -test.run '^(TestMixedBaseOnlyEqualAlone|TestMixedAdaptersOneDecodeEqualAlone|TestMixedAdaptersDenseLayout|TestMixedF16AdaptersEqualAlone|TestMixedAdaptersDeepModel|TestMixedAdaptersWideBatchEqualAlone|TestAdaptersLoadedAndUnloadedBetweenSteps|TestSeqSwitchesAdapterSetsBetweenRequests)$' -test.v > "$OUT/mixed.log" 2>&1
 echo "== mixed path on the GPU: exit $?"
 grep -E 'max \|logit|^\s*--- |^(ok|FAIL|PASS)$|SIGSEGV|panic:|GGML_ASSERT|CUDA error|differ by' "$OUT/mixed.log" | head -40
 if [ "${FULL:-1}" = 1 ]; then # FULL=0: without step 2 and the churn test (a shorter call)

@@ -33,13 +33,19 @@ import (
 // given number of layers.
 func f32TinyBase(t *testing.T, layers int) string {
 	t.Helper()
+	shape := modelgen.Shapes["tiny"]
+	shape.Layers = layers
+	return f32Base(t, shape)
+}
+
+// f32Base writes the shape with F32 weights.
+func f32Base(t *testing.T, shape modelgen.Shape) string {
+	t.Helper()
 	vocab, err := modelgen.LoadVocab(filepath.Join(testutil.RepoRoot(t), "testdata", "cache", "tokenizer"), 151936)
 	if err != nil {
 		t.Fatal(err)
 	}
-	shape := modelgen.Shapes["tiny"]
 	shape.Type = gguf.F32
-	shape.Layers = layers
 	base := filepath.Join(t.TempDir(), "base-f32.gguf")
 	if err := modelgen.Write(base, modelgen.Options{Shape: shape, Vocab: vocab, Seed: 11}, nil); err != nil {
 		t.Fatal(err)
@@ -58,9 +64,15 @@ func loraFile(t *testing.T, layers int, seed uint64, rank int, targets ...string
 // GGUF, F32 and BF16 become F32).
 func loraFileOf(t *testing.T, dtype string, layers int, seed uint64, rank int, targets ...string) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "peft")
 	dims := tinyDims
 	dims.Layers = layers
+	return loraFileDims(t, dtype, dims, seed, rank, targets...)
+}
+
+// loraFileDims is loraFileOf for a model of those dimensions.
+func loraFileDims(t *testing.T, dtype string, dims modelgen.Dims, seed uint64, rank int, targets ...string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "peft")
 	p := modelgen.RandomPEFT{Dims: dims, Rank: rank, Alpha: float64(2 * rank), DType: dtype, Seed: seed, Scale: 0.5, Targets: targets}
 	if err := p.Write(dir); err != nil {
 		t.Fatal(err)
@@ -300,18 +312,35 @@ func newMixedFixture(t *testing.T, layers int) mixedFixture {
 
 func newMixedFixtureOf(t *testing.T, dtype string, layers int) mixedFixture {
 	t.Helper()
-	L := layers
-	m, err := llamacpp.LoadModel(llamacpp.ModelParams{Path: f32TinyBase(t, L), GPULayers: testGPULayers()})
+	shape, dims := modelgen.Shapes["tiny"], tinyDims
+	shape.Layers, dims.Layers = layers, layers
+	return newMixedFixtureShape(t, dtype, shape, dims)
+}
+
+// newMixedFixtureShape is the fixture for a model of that shape (F32
+// weights) and the adapters' dims to match.
+func newMixedFixtureShape(t *testing.T, dtype string, shape modelgen.Shape, dims modelgen.Dims) mixedFixture {
+	t.Helper()
+	m, err := llamacpp.LoadModel(llamacpp.ModelParams{Path: f32Base(t, shape), GPULayers: testGPULayers()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
 	return mixedFixture{m: m, adapts: []string{
-		loraFileOf(t, dtype, L, 21, 4, all7...),
-		loraFileOf(t, dtype, L, 22, 8, "q_proj", "v_proj"),
-		loraFileOf(t, dtype, L, 23, 16, "gate_proj", "up_proj", "down_proj"),
-		loraFileOf(t, dtype, L, 24, 64, all7...),
+		loraFileDims(t, dtype, dims, 21, 4, all7...),
+		loraFileDims(t, dtype, dims, 22, 8, "q_proj", "v_proj"),
+		loraFileDims(t, dtype, dims, 23, 16, "gate_proj", "up_proj", "down_proj"),
+		loraFileDims(t, dtype, dims, 24, 64, all7...),
 	}}
+}
+
+// wideShape is the tiny model with every product's K above 128, so that the
+// mixed path's A·x on a GPU is mmvf's, as on Qwen3-4B (the tiny model's go
+// to the small-K kernel, qs_lora_b).
+func wideShape() (modelgen.Shape, modelgen.Dims) {
+	s := modelgen.Shapes["tiny"]
+	s.Name, s.Hidden, s.FFN, s.HeadDim = "wide", 192, 384, 48
+	return s, modelgen.Dims{Layers: s.Layers, Hidden: 192, QDim: s.Heads * 48, KVDim: s.KVHeads * 48, FFN: 384}
 }
 
 // The batch: base sequences and four adapters of different ranks
@@ -378,6 +407,57 @@ func testMixedAdapters(t *testing.T, f mixedFixture, tol float64) {
 	with := runAlone(t, f.m, seqPlan{prompt: plans[1].prompt, uses: sets[1], steps: 1})
 	if d := maxDiff(base.logits[0], with.logits[0]); d < 1e-2 {
 		t.Fatalf("the adapter moves the logits by only %g: the comparison proves nothing", d)
+	}
+}
+
+// Fourteen sequences, each with one adapter (four ranks, scales 0.5 to 1)
+// or none, joining at two steps. With the model on a GPU
+// (QWEN3_TEST_GPU_LAYERS=-1) the decode steps of fourteen tokens run other
+// kernels than the seven-sequence tests above reach: the base products in
+// mmf (mmvf takes up to eight columns), the per-sequence A·x and B·t over
+// fourteen slots; the steps of seven the others. Every sequence gives the
+// logits of its run alone; F16 adapters keep F16 pools; the wide model's
+// A·x is mmvf's (K above 128), the tiny model's the small-K kernel's.
+func TestMixedAdaptersWideBatchEqualAlone(t *testing.T) {
+	for _, c := range []struct {
+		name, dtype string
+		wide        bool
+		tol         float64
+	}{{"F32", "F32", false, 1e-4}, {"F16", "F16", false, 5e-4}, {"wide", "F32", true, 1e-4}} {
+		t.Run(c.name, func(t *testing.T) {
+			var f mixedFixture
+			if c.wide {
+				shape, dims := wideShape()
+				f = newMixedFixtureShape(t, c.dtype, shape, dims)
+			} else {
+				f = newMixedFixtureOf(t, c.dtype, tinyDims.Layers)
+			}
+			scales := []float32{1, 0.8, 1, 0.5}
+			var plans []seqPlan
+			for i := range 14 {
+				var uses []use
+				if i%3 != 0 {
+					uses = []use{{f.adapts[i%4], scales[i%4]}}
+				}
+				plans = append(plans, seqPlan{prompt: tokenize(t, f.m, mixedPrompts[i%len(mixedPrompts)]), uses: uses, start: i % 2, steps: 6})
+			}
+			compare(t, f.m, plans, runMixed(t, f.m, plans, false), c.tol)
+			// The test can fail: every adapter moves the logits by more than the tolerance.
+			seen := map[string]bool{}
+			for i := range plans {
+				if len(plans[i].uses) == 0 || seen[plans[i].uses[0].path] {
+					continue
+				}
+				seen[plans[i].uses[0].path] = true
+				base := runAlone(t, f.m, seqPlan{prompt: plans[i].prompt, steps: 1})
+				with := runAlone(t, f.m, seqPlan{prompt: plans[i].prompt, uses: plans[i].uses, steps: 1})
+				d := maxDiff(base.logits[0], with.logits[0])
+				t.Logf("sequence %d: its adapter moves the logits by %g", i, d)
+				if d < 1e-2 {
+					t.Fatalf("sequence %d: the adapter moves the logits by only %g: the comparison proves nothing", i, d)
+				}
+			}
+		})
 	}
 }
 
