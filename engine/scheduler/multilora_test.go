@@ -423,7 +423,11 @@ func TestMixedAdaptersWideBatchEqualAlone(t *testing.T) {
 		name, dtype string
 		wide        bool
 		tol         float64
-	}{{"F32", "F32", false, 1e-4}, {"F16", "F16", false, 5e-4}, {"wide", "F32", true, 1e-4}} {
+	}{{"F32", "F32", false, 1e-4}, {"F16", "F16", false, 5e-4},
+		// K = 192 and 384: the CPU's batched products sum in another order
+		// than one token's (3.1e-4 seen on a clean build; adapters move
+		// these logits by 2.3-3.2)
+		{"wide", "F32", true, 1e-3}} {
 		t.Run(c.name, func(t *testing.T) {
 			var f mixedFixture
 			if c.wide {
