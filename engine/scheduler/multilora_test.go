@@ -340,7 +340,7 @@ func newMixedFixtureShape(t *testing.T, dtype string, shape modelgen.Shape, dims
 func wideShape() (modelgen.Shape, modelgen.Dims) {
 	s := modelgen.Shapes["tiny"]
 	s.Name, s.Hidden, s.FFN, s.HeadDim = "wide", 192, 384, 48
-	return s, modelgen.Dims{Layers: s.Layers, Hidden: 192, QDim: s.Heads * 48, KVDim: s.KVHeads * 48, FFN: 384}
+	return s, modelgen.Dims{Layers: s.Layers, Hidden: s.Hidden, QDim: s.Heads * s.HeadDim, KVDim: s.KVHeads * s.HeadDim, FFN: s.FFN}
 }
 
 // The batch: base sequences and four adapters of different ranks
@@ -403,10 +403,20 @@ func testMixedAdapters(t *testing.T, f mixedFixture, tol float64) {
 		})
 	}
 	// The test can fail: the adapters do move the logits.
-	base := runAlone(t, f.m, seqPlan{prompt: plans[1].prompt, steps: 1})
-	with := runAlone(t, f.m, seqPlan{prompt: plans[1].prompt, uses: sets[1], steps: 1})
-	if d := maxDiff(base.logits[0], with.logits[0]); d < 1e-2 {
-		t.Fatalf("the adapter moves the logits by only %g: the comparison proves nothing", d)
+	requireAdapterMoves(t, f.m, plans[1])
+}
+
+// requireAdapterMoves fails the test unless p's adapters move its first
+// logits row (alone) by 1e-2 or more: otherwise a comparison of mixed and
+// alone runs proves nothing.
+func requireAdapterMoves(t *testing.T, m *llamacpp.Model, p seqPlan) {
+	t.Helper()
+	base := runAlone(t, m, seqPlan{prompt: p.prompt, steps: 1})
+	with := runAlone(t, m, seqPlan{prompt: p.prompt, uses: p.uses, steps: 1})
+	d := maxDiff(base.logits[0], with.logits[0])
+	t.Logf("its adapters move the logits by %g", d)
+	if d < 1e-2 {
+		t.Fatalf("the adapters move the logits by only %g: the comparison proves nothing", d)
 	}
 }
 
@@ -453,13 +463,7 @@ func TestMixedAdaptersWideBatchEqualAlone(t *testing.T) {
 					continue
 				}
 				seen[plans[i].uses[0].path] = true
-				base := runAlone(t, f.m, seqPlan{prompt: plans[i].prompt, steps: 1})
-				with := runAlone(t, f.m, seqPlan{prompt: plans[i].prompt, uses: plans[i].uses, steps: 1})
-				d := maxDiff(base.logits[0], with.logits[0])
-				t.Logf("sequence %d: its adapter moves the logits by %g", i, d)
-				if d < 1e-2 {
-					t.Fatalf("sequence %d: the adapter moves the logits by only %g: the comparison proves nothing", i, d)
-				}
+				requireAdapterMoves(t, f.m, plans[i])
 			}
 		})
 	}
