@@ -23,7 +23,9 @@ VARIANTS=${VARIANTS:-default}
 TEST_VARIANTS=${TEST_VARIANTS:-$VARIANTS}
 LEVELS=${LEVELS:-"1:base,one 16:base,mixed"}
 ROUNDS=${ROUNDS:-2}
-envof() { [ "$1" = default ] || echo "$1" | tr ',' '\n' | grep -v '^lib=' | tr '\n' ' '; }
+envof() { [ "$1" = default ] || echo "$1" | tr ',' '\n' | grep -v '^lib=\|^dtype=' | tr '\n' ' '; }
+# dtype=F32 in a variant: bench's adapters in that type (default F16)
+dtypeof() { case ",$1," in *,dtype=*) echo "$1" | tr ',' '\n' | sed -n 's/^dtype=//p' ;; *) echo F16 ;; esac; }
 cp lib/ollama/libggml-cuda.so /tmp/libggml-cuda-default.so
 if [ -n "${ALT_SED:-}" ]; then
 	src=build/_ggml-src/ml/backend/ggml/ggml/src/ggml-cuda/${ALT_FILE:?ALT_FILE names the file ALT_SED edits}
@@ -53,7 +55,7 @@ for v in $TEST_VARIANTS; do
 	[ $rc = 0 ] || fail=1
 done
 [ $fail = 0 ] || { echo "a test failed: no benchmark"; exit 1; }
-b() { timeout 150 bin/qwen3-server bench --model "$MODEL" --gpu-layers -1 --prompt-len 130 --gen-len 64 --adapter-dtype F16 "$@"; }
+b() { timeout 150 bin/qwen3-server bench --model "$MODEL" --gpu-layers -1 --prompt-len 130 --gen-len 64 "$@"; }
 {
 	printf '| round | variant |'; for l in $LEVELS; do printf ' %s |' "$l"; done; echo
 	printf '| --- | --- |'; for l in $LEVELS; do printf ' --- |'; done; echo
@@ -65,10 +67,12 @@ for r in $(seq 1 "$ROUNDS"); do
 		for l in $LEVELS; do
 			n=${l%%:*}; rows=${l#*:}
 			md="$OUT/bench-$r-$(echo "$v-$l" | tr -c 'A-Za-z0-9_\n' '_').md"
-			(for kv in $(envof "$v"); do export "$kv"; done; b --adapters "${ADAPTERS:-4}" --adapter-levels "$n" --parallel "$n" --mix-rows "$rows" --out "$md" > /tmp/bench-run.log 2>&1) || echo "bench $v $l: exit $?"
+			(for kv in $(envof "$v"); do export "$kv"; done;  b --adapter-dtype "$(dtypeof "$v")" --adapters "${ADAPTERS:-4}" --adapter-levels "$n" --parallel "$n" --mix-rows "$rows" --out "$md" > /tmp/bench-run.log 2>&1) || echo "bench $v $l: exit $?"
 			cat /tmp/bench-run.log >> "$OUT/bench.log"
 			# each row's per-step host and GPU times (bench's progress line)
 			grep -E ' tok/s; per decode call' /tmp/bench-run.log | sed "s/^/$r $v: /" >> "$OUT/steps.txt"
+			# QWEN3_DECODE_PROFILE=N in a variant: llama_decode's host phases
+			grep -E '^qs (decode|cuda) profile' /tmp/bench-run.log | sed "s/^/$r $v $l: /" >> "$OUT/profile.txt" || true
 			# tok/s of each row, in the table's order
 			row="$row $(grep -E '^\| ' "$md" 2>/dev/null | tail -n +3 | awk -F'|' '{gsub(/ /,"",$4); printf "%s ", $4}')|"
 		done
