@@ -45,7 +45,8 @@ export GGML_CUDA_LORA_FUSION_LOG=1
 for v in $TEST_VARIANTS; do
 	uselib "$v"
 	log="$OUT/test-$(echo "$v" | tr -c 'A-Za-z0-9_\n' '_').log"
-	env $(envof "$v") QWEN3_TEST_GPU_LAYERS=-1 timeout 300 bin/scheduler.test -test.run \
+	# GGML_CUDA_GRAPH_HINT_VERIFY: every replayed CUDA graph checked against its ggml graph
+	env GGML_CUDA_GRAPH_HINT_VERIFY=1 $(envof "$v") QWEN3_TEST_GPU_LAYERS=-1 timeout 300 bin/scheduler.test -test.run \
 		'^(TestLoRAStepsMatchMerged|TestLoRAOneTokenMatchesTwoOnQuantizedBases|TestConcurrentAdaptersMatchAlone|TestAdapterChangesOutputScaleZeroIsBase|TestSchedulerMixesAdaptersInOneBatch|TestMixedBaseOnlyEqualAlone|TestMixedAdaptersOneDecodeEqualAlone|TestMixedAdaptersDenseLayout|TestMixedF16AdaptersEqualAlone|TestMixedAdaptersDeepModel|TestMixedAdaptersWideBatchEqualAlone|TestAdaptersLoadedAndUnloadedBetweenSteps|TestSeqSwitchesAdapterSetsBetweenRequests)$' \
 		-test.v > "$log" 2>&1
 	rc=$?

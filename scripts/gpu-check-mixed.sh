@@ -19,6 +19,8 @@ OUT=${OUT:-artifacts/gpu-mixed}
 . "$(dirname "$0")/gpu-setup.sh"
 [ "${FUSION:-1}" = 0 ] && export QWEN3_CUDA_LORA_FUSION=0
 export QWEN3_TEST_GPU_LAYERS=-1
+# the tests check every replayed CUDA graph against its ggml graph (not the bench: it costs host time)
+export GGML_CUDA_GRAPH_HINT_VERIFY=1
 timeout 180 bin/scheduler.test -test.run '^(TestMixedBaseOnlyEqualAlone|TestMixedAdaptersOneDecodeEqualAlone|TestMixedAdaptersDenseLayout|TestMixedF16AdaptersEqualAlone|TestMixedAdaptersDeepModel|TestMixedAdaptersWideBatchEqualAlone|TestAdaptersLoadedAndUnloadedBetweenSteps|TestSeqSwitchesAdapterSetsBetweenRequests)$' -test.v > "$OUT/mixed.log" 2>&1
 echo "== mixed path on the GPU: exit $?"
 grep -E 'max \|logit|^\s*--- |^(ok|FAIL|PASS)$|SIGSEGV|panic:|GGML_ASSERT|CUDA error|differ by' "$OUT/mixed.log" | head -40
@@ -31,6 +33,7 @@ timeout 120 bin/scheduler.test -test.run '^TestGPUAdapterChurnFreesMemory$' -tes
 echo "== churn: exit $?"
 grep -E 'loads\+unloads|engine closed|gap|^--- |^(ok|FAIL|PASS)$|SIGSEGV|panic:|GGML_ASSERT' "$OUT/churn.log" | head -10
 fi
+unset GGML_CUDA_GRAPH_HINT_VERIFY
 b() { timeout 200 bin/qwen3-server bench --model "$MODEL" --gpu-layers -1 --prompt-len 130 --gen-len 64 --adapter-dtype F16 "$@" 2>> "$OUT/bench.log"; }
 b --adapters 16 --adapter-levels 1,16 --parallel 1,16 --out "$OUT/adapters.md" > /dev/null
 echo "== bench --adapters: exit $?"; cat "$OUT/adapters.md" 2>/dev/null
