@@ -5,7 +5,8 @@
 # $LEVELS under each of $VARIANTS, alternated $ROUNDS times, side by side
 # in $OUT/ab.md (tok/s; shared machines move 10% between runs, so only a
 # difference within one round means anything).
-#   VARIANTS       space-separated; each "default" or VAR=V[,VAR=V...]
+#   VARIANTS       space-separated; each "default" or VAR=V[,VAR=V...];
+#                  the token dtype=F32 benches adapters of that type (default F16)
 #   TEST_VARIANTS  the same, for the tests (default: $VARIANTS)
 #   LEVELS         space-separated streams:rows (rows of bench --mix-rows)
 #   ROUNDS         how many times each variant runs (default 2)
@@ -24,7 +25,6 @@ TEST_VARIANTS=${TEST_VARIANTS:-$VARIANTS}
 LEVELS=${LEVELS:-"1:base,one 16:base,mixed"}
 ROUNDS=${ROUNDS:-2}
 envof() { [ "$1" = default ] || echo "$1" | tr ',' '\n' | grep -v '^lib=\|^dtype=' | tr '\n' ' '; }
-# dtype=F32 in a variant: bench's adapters in that type (default F16)
 dtypeof() { case ",$1," in *,dtype=*) echo "$1" | tr ',' '\n' | sed -n 's/^dtype=//p' ;; *) echo F16 ;; esac; }
 cp lib/ollama/libggml-cuda.so /tmp/libggml-cuda-default.so
 if [ -n "${ALT_SED:-}" ]; then
@@ -68,7 +68,7 @@ for r in $(seq 1 "$ROUNDS"); do
 		for l in $LEVELS; do
 			n=${l%%:*}; rows=${l#*:}
 			md="$OUT/bench-$r-$(echo "$v-$l" | tr -c 'A-Za-z0-9_\n' '_').md"
-			(for kv in $(envof "$v"); do export "$kv"; done;  b --adapter-dtype "$(dtypeof "$v")" --adapters "${ADAPTERS:-4}" --adapter-levels "$n" --parallel "$n" --mix-rows "$rows" --out "$md" > /tmp/bench-run.log 2>&1) || echo "bench $v $l: exit $?"
+			(for kv in $(envof "$v"); do export "$kv"; done; b --adapter-dtype "$(dtypeof "$v")" --adapters "${ADAPTERS:-4}" --adapter-levels "$n" --parallel "$n" --mix-rows "$rows" --out "$md" > /tmp/bench-run.log 2>&1) || echo "bench $v $l: exit $?"
 			cat /tmp/bench-run.log >> "$OUT/bench.log"
 			# each row's per-step host and GPU times (bench's progress line)
 			grep -E ' tok/s; per decode call' /tmp/bench-run.log | sed "s/^/$r $v: /" >> "$OUT/steps.txt"
