@@ -41,12 +41,18 @@ func f32TinyBase(t *testing.T, layers int) string {
 // f32Base writes the shape with F32 weights.
 func f32Base(t *testing.T, shape modelgen.Shape) string {
 	t.Helper()
+	return baseOfType(t, shape, gguf.F32)
+}
+
+// baseOfType writes the random base of that shape with weights of type typ.
+func baseOfType(t *testing.T, shape modelgen.Shape, typ gguf.TensorType) string {
+	t.Helper()
 	vocab, err := modelgen.LoadVocab(filepath.Join(testutil.RepoRoot(t), "testdata", "cache", "tokenizer"), 151936)
 	if err != nil {
 		t.Fatal(err)
 	}
-	shape.Type = gguf.F32
-	base := filepath.Join(t.TempDir(), "base-f32.gguf")
+	shape.Type = typ
+	base := filepath.Join(t.TempDir(), "base.gguf")
 	if err := modelgen.Write(base, modelgen.Options{Shape: shape, Vocab: vocab, Seed: 11}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +327,13 @@ func newMixedFixtureOf(t *testing.T, dtype string, layers int) mixedFixture {
 // weights) and the adapters' dims to match.
 func newMixedFixtureShape(t *testing.T, dtype string, shape modelgen.Shape, dims modelgen.Dims) mixedFixture {
 	t.Helper()
-	m, err := llamacpp.LoadModel(llamacpp.ModelParams{Path: f32Base(t, shape), GPULayers: testGPULayers()})
+	return newMixedFixtureBase(t, dtype, baseOfType(t, shape, gguf.F32), dims)
+}
+
+// newMixedFixtureBase is the fixture for the base model at path.
+func newMixedFixtureBase(t *testing.T, dtype, path string, dims modelgen.Dims) mixedFixture {
+	t.Helper()
+	m, err := llamacpp.LoadModel(llamacpp.ModelParams{Path: path, GPULayers: testGPULayers()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,6 +370,17 @@ func TestMixedAdaptersOneDecodeEqualAlone(t *testing.T) {
 // prompt), so a few values round the other way (1.5e-4 seen, on prompt rows).
 func TestMixedF16AdaptersEqualAlone(t *testing.T) {
 	testMixedAdapters(t, newMixedFixtureOf(t, "F16", tinyDims.Layers), 5e-4)
+}
+
+// F32 adapters (LLaMA-Factory's BF16, as our PEFT converter writes them) on
+// an F16 base: on a GPU the pools are F16 there (llama_qs_state::rebuild),
+// so the mixed path rounds A and B to F16 where each sequence alone uses
+// them as they are, and still matches it within the GPU's tolerance; on the
+// CPU the pools stay F32, and the tolerance is the F16 base's: its batched
+// and one-token products round apart (7.9e-5 seen on AVX-512).
+func TestMixedAdaptersOnF16Base(t *testing.T) {
+	shape := modelgen.Shapes["tiny"]
+	testMixedAdapters(t, newMixedFixtureBase(t, "F32", baseOfType(t, shape, gguf.F16), tinyDims), 5e-4)
 }
 
 // The same with 12 layers: the graph outgrows llama.cpp's node floor (the
