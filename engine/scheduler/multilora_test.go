@@ -364,12 +364,14 @@ func TestMixedAdaptersOneDecodeEqualAlone(t *testing.T) {
 }
 
 // F16 adapter files: the pools stay F16 (alpha/rank = 2 folds into B
-// exactly), and the mixed path still matches the single-set one, to 5e-4:
+// exactly), and the mixed path still matches the single-set one, to 1e-3:
 // both round A·x to F16 for the B product, but from sums made by other
 // kernels (mul_mat_id's per-slot dot products, the batched matmul of a
-// prompt), so a few values round the other way (1.5e-4 seen, on prompt rows).
+// prompt), so a few values round the other way (1.5e-4 seen on an Intel
+// Xeon, 4.8e-4 on an AMD EPYC family 26, on prompt rows), against the
+// adapters' 1.5.
 func TestMixedF16AdaptersEqualAlone(t *testing.T) {
-	testMixedAdapters(t, newMixedFixtureOf(t, "F16", tinyDims.Layers), 5e-4)
+	testMixedAdapters(t, newMixedFixtureOf(t, "F16", tinyDims.Layers), 1e-3)
 }
 
 // F32 adapters (LLaMA-Factory's BF16, as our PEFT converter writes them) on
