@@ -394,6 +394,34 @@ func TestMixedAdaptersDeepModel(t *testing.T) {
 	testMixedAdapters(t, newMixedFixture(t, deepLayers), 1e-3)
 }
 
+// Ranks up to 16 only, so that the pools' rank is 16: the mixed path's B·t
+// dots (mul_mat_id's, one row at a time) are 16 long, shorter than one
+// SIMD step of ggml's dot products (64 values with AVX-512, 32 with AVX2),
+// and run in ggml-cpu.patch's vector-at-a-time tail; each sequence alone
+// computes the same products with tinyBLAS. The other mixed tests pad the
+// pools to rank 64 (a whole step). F32 and F16 adapter files. Seen on an
+// AMD EPYC (AVX-512): 1.09e-4 (F32) and 4.1e-4 (F16), against the
+// adapters' 1.5; with the tail's FMA taken out, 1.54. The F32 difference was
+// the same before the patch's tail (scalar), so it comes from elsewhere
+// (prompt rows summed in another order by the batched products).
+func TestMixedAdaptersShortRanks(t *testing.T) {
+	for _, c := range []struct {
+		dtype string
+		tol   float64
+	}{{"F32", 2e-4}, {"F16", 1e-3}} {
+		t.Run(c.dtype, func(t *testing.T) {
+			f := newMixedFixtureOf(t, c.dtype, tinyDims.Layers)
+			f.adapts = []string{
+				loraFileDims(t, c.dtype, tinyDims, 31, 16, all7...),
+				loraFileDims(t, c.dtype, tinyDims, 32, 8, "q_proj", "v_proj"),
+				loraFileDims(t, c.dtype, tinyDims, 33, 16, "gate_proj", "up_proj", "down_proj"),
+				loraFileDims(t, c.dtype, tinyDims, 34, 12, all7...),
+			}
+			testMixedAdapters(t, f, c.tol)
+		})
+	}
+}
+
 var mixedPrompts = []string{"The quick brown fox", "def fibonacci(n):", "你好，世界", "Once upon a time there was",
 	"1, 2, 3,", "<|im_start|>user\nHi<|im_end|>", "Base again, a longer prompt than most"}
 
