@@ -47,7 +47,7 @@ for v in $TEST_VARIANTS; do
 	log="$OUT/test-$(echo "$v" | tr -c 'A-Za-z0-9_\n' '_').log"
 	# GGML_CUDA_GRAPH_HINT_VERIFY: every replayed CUDA graph checked against its ggml graph
 	env GGML_CUDA_GRAPH_HINT_VERIFY=1 $(envof "$v") QWEN3_TEST_GPU_LAYERS=-1 timeout 300 bin/scheduler.test -test.run \
-		'^(TestLoRAStepsMatchMerged|TestLoRAOneTokenMatchesTwoOnQuantizedBases|TestConcurrentAdaptersMatchAlone|TestAdapterChangesOutputScaleZeroIsBase|TestSchedulerMixesAdaptersInOneBatch|TestMixedBaseOnlyEqualAlone|TestMixedAdaptersOneDecodeEqualAlone|TestMixedAdaptersDenseLayout|TestMixedF16AdaptersEqualAlone|TestMixedAdaptersOnF16Base|TestMixedAdaptersDeepModel|TestMixedAdaptersWideBatchEqualAlone|TestAdaptersLoadedAndUnloadedBetweenSteps|TestSeqSwitchesAdapterSetsBetweenRequests)$' \
+		'^(TestLoRAStepsMatchMerged|TestLoRAOneTokenMatchesTwoOnQuantizedBases|TestConcurrentAdaptersMatchAlone|TestAdapterChangesOutputScaleZeroIsBase|TestSchedulerMixesAdaptersInOneBatch|TestMixedBaseOnlyEqualAlone|TestMixedAdaptersOneDecodeEqualAlone|TestMixedAdaptersDenseLayout|TestMixedF16AdaptersEqualAlone|TestMixedAdaptersOnF16Base|TestMixedAdaptersShortRanks|TestMixedAdaptersDeepModel|TestMixedAdaptersWideBatchEqualAlone|TestAdaptersLoadedAndUnloadedBetweenSteps|TestSeqSwitchesAdapterSetsBetweenRequests)$' \
 		-test.v > "$log" 2>&1
 	rc=$?
 	echo "== tests, $v: exit $rc"
