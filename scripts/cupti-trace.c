@@ -46,6 +46,7 @@ static FILE *    trace_out;
 static uint64_t  trace_skip;
 static uint64_t  trace_count = 50000;
 static uint64_t  trace_seen;
+static uint64_t  trace_written;
 static uint64_t  trace_dropped;
 
 static void check(CUptiResult r, const char * what) {
@@ -78,6 +79,7 @@ static void CUPTIAPI buffer_completed(CUcontext ctx, uint32_t stream, uint8_t * 
         if (n < trace_skip || n >= trace_skip + trace_count) {
             continue;
         }
+        trace_written++;
         fprintf(trace_out, "%llu %llu %u %d %d %d %d %s\n", (unsigned long long) k->start, (unsigned long long) k->end,
                 k->streamId, k->gridX, k->gridY, k->gridZ, k->blockX, k->name ? k->name : "?");
     }
@@ -96,9 +98,9 @@ static void flush_at_exit(void) {
         fclose(trace_out);
         trace_out = NULL;
     }
-    fprintf(stderr, "cupti-trace: %llu kernels recorded, %llu written from %llu, %llu records dropped\n",
-            (unsigned long long) trace_seen, (unsigned long long) (trace_seen > trace_skip ? (trace_seen - trace_skip < trace_count ? trace_seen - trace_skip : trace_count) : 0),
-            (unsigned long long) trace_skip, (unsigned long long) trace_dropped);
+    fprintf(stderr, "cupti-trace: %llu kernels recorded, %llu written after the first %llu, %llu records dropped\n",
+            (unsigned long long) trace_seen, (unsigned long long) trace_written, (unsigned long long) trace_skip,
+            (unsigned long long) trace_dropped);
 }
 
 int InitializeInjection(void) {

@@ -24,8 +24,6 @@ VARIANTS=${VARIANTS:-default}
 TEST_VARIANTS=${TEST_VARIANTS:-$VARIANTS}
 LEVELS=${LEVELS:-"1:base,one 16:base,mixed"}
 ROUNDS=${ROUNDS:-2}
-envof() { [ "$1" = default ] || echo "$1" | tr ',' '\n' | grep -v '^lib=\|^dtype=' | tr '\n' ' '; }
-dtypeof() { case ",$1," in *,dtype=*) echo "$1" | tr ',' '\n' | sed -n 's/^dtype=//p' ;; *) echo F16 ;; esac; }
 cp lib/ollama/libggml-cuda.so /tmp/libggml-cuda-default.so
 if [ -n "${ALT_SED:-}" ]; then
 	src=build/_ggml-src/ml/backend/ggml/ggml/src/ggml-cuda/${ALT_FILE:?ALT_FILE names the file ALT_SED edits}

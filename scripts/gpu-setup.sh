@@ -26,3 +26,8 @@ if [ -f bin/scheduler.test ] && [ ! -f testdata/models/tiny-random.gguf ]; then
 	mkdir -p testdata/models
 	bin/qwen3-server model random --shape tiny --tokenizer testdata/cache/tokenizer --out testdata/models/tiny-random.gguf > /dev/null
 fi
+# A variant of gpu-ab-lora.sh and gpu-trace-lora.sh: "default" or
+# VAR=V[,VAR=V...]; envof gives its environment assignments, dtypeof the
+# adapter type of its dtype= token (F16 without one).
+envof() { [ "$1" = default ] || echo "$1" | tr ',' '\n' | grep -v '^lib=\|^dtype=' | tr '\n' ' '; }
+dtypeof() { case ",$1," in *,dtype=*) echo "$1" | tr ',' '\n' | sed -n 's/^dtype=//p' ;; *) echo F16 ;; esac; }

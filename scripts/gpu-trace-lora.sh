@@ -27,8 +27,6 @@ gcc -O2 -shared -fPIC -DKREC="$krec" -I"$inc" -o /tmp/libcupti-trace.so scripts/
 echo "tracer: $krec from $inc"
 ROWS=${ROWS:-"16:base 16:mixed 1:base 1:one"}
 VARIANTS=${VARIANTS:-default}
-envof() { [ "$1" = default ] || echo "$1" | tr ',' '\n' | grep -v '^lib=\|^dtype=' | tr '\n' ' '; }
-dtypeof() { case ",$1," in *,dtype=*) echo "$1" | tr ',' '\n' | sed -n 's/^dtype=//p' ;; *) echo F16 ;; esac; }
 tdir=$(mktemp -d)
 for v in $VARIANTS; do
 	vt=$(echo "$v" | tr -c 'A-Za-z0-9_\n' '_')

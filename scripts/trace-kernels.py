@@ -86,8 +86,7 @@ def split_steps(recs, gap_ns):
     return steps
 
 
-def analyse(path, gap_us, names):
-    recs = read_trace(path)
+def analyse(path, recs, gap_us, names):
     steps = split_steps(recs, gap_us * 1000)
     counts = collections.Counter(len(s) for s in steps if len(s) > 100)
     if not counts:
@@ -129,15 +128,9 @@ def main():
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("traces", nargs="+")
     a = ap.parse_args()
-    raw = set()
-    for t in a.traces:
-        with open(t) as f:
-            for line in f:
-                p = line.rstrip("\n").split(" ", 7)
-                if len(p) == 8:
-                    raw.add(p[7])
-    names = demangle(raw)
-    rows = [r for r in (analyse(t, a.gap_us, names) for t in a.traces) if r]
+    traces = [(t, read_trace(t)) for t in a.traces]
+    names = demangle({r[4] for _, recs in traces for r in recs})
+    rows = [r for r in (analyse(t, recs, a.gap_us, names) for t, recs in traces) if r]
     if not rows:
         sys.exit("no decode steps found")
     print("| row | steps kept / all | kernels a step | span a step (µs) | kernel time a step (µs) |")

@@ -333,17 +333,24 @@ func newMixedFixtureShape(t *testing.T, dtype string, shape modelgen.Shape, dims
 // newMixedFixtureBase is the fixture for the base model at path.
 func newMixedFixtureBase(t *testing.T, dtype, path string, dims modelgen.Dims) mixedFixture {
 	t.Helper()
-	m, err := llamacpp.LoadModel(llamacpp.ModelParams{Path: path, GPULayers: testGPULayers()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return mixedFixture{m: m, adapts: []string{
+	return mixedFixture{m: loadFixtureModel(t, path), adapts: []string{
 		loraFileDims(t, dtype, dims, 21, 4, all7...),
 		loraFileDims(t, dtype, dims, 22, 8, "q_proj", "v_proj"),
 		loraFileDims(t, dtype, dims, 23, 16, "gate_proj", "up_proj", "down_proj"),
 		loraFileDims(t, dtype, dims, 24, 64, all7...),
 	}}
+}
+
+// loadFixtureModel loads the base at path (on the GPU with
+// QWEN3_TEST_GPU_LAYERS), closed when the test ends.
+func loadFixtureModel(t *testing.T, path string) *llamacpp.Model {
+	t.Helper()
+	m, err := llamacpp.LoadModel(llamacpp.ModelParams{Path: path, GPULayers: testGPULayers()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
 }
 
 // wideShape is the tiny model with every product's K above 128, so that the
@@ -410,14 +417,12 @@ func TestMixedAdaptersShortRanks(t *testing.T) {
 		tol   float64
 	}{{"F32", 2e-4}, {"F16", 1e-3}} {
 		t.Run(c.dtype, func(t *testing.T) {
-			f := newMixedFixtureOf(t, c.dtype, tinyDims.Layers)
-			f.adapts = []string{
+			testMixedAdapters(t, mixedFixture{m: loadFixtureModel(t, f32TinyBase(t, tinyDims.Layers)), adapts: []string{
 				loraFileDims(t, c.dtype, tinyDims, 31, 16, all7...),
 				loraFileDims(t, c.dtype, tinyDims, 32, 8, "q_proj", "v_proj"),
 				loraFileDims(t, c.dtype, tinyDims, 33, 16, "gate_proj", "up_proj", "down_proj"),
 				loraFileDims(t, c.dtype, tinyDims, 34, 12, all7...),
-			}
-			testMixedAdapters(t, f, c.tol)
+			}}, c.tol)
 		})
 	}
 }
