@@ -547,12 +547,18 @@ func TestMixedAdaptersDenseLayout(t *testing.T) {
 	for name, sets := range cases {
 		plans := mixedPlans(t, f, sets)
 		for _, unified := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/kv_unified=%v", name, unified), func(t *testing.T) {
-				t.Setenv("QWEN3_LORA_DENSE", "1")
-				mixed := runMixed(t, f.m, plans, unified)
-				t.Setenv("QWEN3_LORA_DENSE", "0")
-				compare(t, f.m, plans, mixed, tol)
-			})
+			// skip_base=1: base tokens and padded adapters get no pool slot
+			// (id -1), a zero row of every LoRA product (QWEN3_LORA_SKIP_BASE)
+			for _, skip := range []string{"0", "1"} {
+				t.Run(fmt.Sprintf("%s/kv_unified=%v/skip_base=%s", name, unified, skip), func(t *testing.T) {
+					t.Setenv("QWEN3_LORA_DENSE", "1")
+					t.Setenv("QWEN3_LORA_SKIP_BASE", skip)
+					mixed := runMixed(t, f.m, plans, unified)
+					t.Setenv("QWEN3_LORA_DENSE", "0")
+					t.Setenv("QWEN3_LORA_SKIP_BASE", "0")
+					compare(t, f.m, plans, mixed, tol)
+				})
+			}
 		}
 	}
 }
