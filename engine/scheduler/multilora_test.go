@@ -547,15 +547,19 @@ func TestMixedAdaptersDenseLayout(t *testing.T) {
 	for name, sets := range cases {
 		plans := mixedPlans(t, f, sets)
 		for _, unified := range []bool{false, true} {
-			// skip_base=1: base tokens and padded adapters get no pool slot
-			// (id -1), a zero row of every LoRA product (QWEN3_LORA_SKIP_BASE)
-			for _, skip := range []string{"0", "1"} {
-				t.Run(fmt.Sprintf("%s/kv_unified=%v/skip_base=%s", name, unified, skip), func(t *testing.T) {
+			// skip_base: base tokens and padded adapters get no pool slot
+			// (id -1), a zero row of every LoRA product (QWEN3_LORA_SKIP_BASE);
+			// persist: the plan's ids and scales in persistent tensors
+			// instead of graph inputs (QWEN3_LORA_PLAN_PERSIST)
+			for _, opt := range []struct{ skip, persist string }{{"0", "0"}, {"1", "0"}, {"1", "1"}} {
+				t.Run(fmt.Sprintf("%s/kv_unified=%v/skip_base=%s/persist=%s", name, unified, opt.skip, opt.persist), func(t *testing.T) {
 					t.Setenv("QWEN3_LORA_DENSE", "1")
-					t.Setenv("QWEN3_LORA_SKIP_BASE", skip)
+					t.Setenv("QWEN3_LORA_SKIP_BASE", opt.skip)
+					t.Setenv("QWEN3_LORA_PLAN_PERSIST", opt.persist)
 					mixed := runMixed(t, f.m, plans, unified)
 					t.Setenv("QWEN3_LORA_DENSE", "0")
 					t.Setenv("QWEN3_LORA_SKIP_BASE", "0")
+					t.Setenv("QWEN3_LORA_PLAN_PERSIST", "0")
 					compare(t, f.m, plans, mixed, tol)
 				})
 			}
@@ -592,8 +596,17 @@ func TestAdaptersLoadedAndUnloadedBetweenSteps(t *testing.T) {
 		{prompt: p("Joins at step 8 after the first left"), uses: []use{{f.adapts[2], 1}}, start: 8, steps: 5, own: true},
 		{prompt: p("Base, late"), start: 9, steps: 4},
 	}
-	mixed := runMixed(t, f.m, plans, false)
-	compare(t, f.m, plans, mixed, 1e-4)
+	// persist=1: the plan's ids and scales in persistent tensors, rewritten
+	// as sequences join and leave and grown for the joiners' prefills
+	// (QWEN3_LORA_PLAN_PERSIST)
+	for _, persist := range []string{"0", "1"} {
+		t.Run("persist="+persist, func(t *testing.T) {
+			t.Setenv("QWEN3_LORA_PLAN_PERSIST", persist)
+			mixed := runMixed(t, f.m, plans, false)
+			t.Setenv("QWEN3_LORA_PLAN_PERSIST", "0")
+			compare(t, f.m, plans, mixed, 1e-4)
+		})
+	}
 }
 
 // One sequence id (one slot) runs request after request with another
