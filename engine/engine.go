@@ -57,7 +57,7 @@ type Request struct {
 	JSONSchema []byte
 	// Adapters are the LoRA adapters (with scales) this request runs with;
 	// empty means the base model. The handles come from the engine's
-	// adapter loading (AdapterLoader).
+	// adapter loading (AdapterLoader); at most MaxStackedAdapters.
 	Adapters []AdapterUse
 	// Reasoning: with ReasoningEnd set, the output starts in the model's
 	// reasoning (Qwen3 with thinking on) and the engine counts its tokens
@@ -112,6 +112,13 @@ const (
 
 // MaxTopLogprobs is the most alternatives a position reports (OpenAI's limit).
 const MaxTopLogprobs = 20
+
+// MaxStackedAdapters is the most adapters one Request may stack. Why a
+// bound at all: a batch mixing adapter sets runs every (token, adapter) pair
+// of a micro-batch as one row of a CUDA grid, at most 65535 rows, so the
+// engine checks at start that ubatch_size·MaxStackedAdapters fits; stacks
+// of fine-tunes in use are one to three deep.
+const MaxStackedAdapters = 8
 
 // TokenLogprob is a token and its log-probability.
 type TokenLogprob struct {

@@ -28,6 +28,7 @@ const (
 	FieldTopLogprobs       // Request.TopLogprobs
 	FieldJSONSchema        // Request.JSONSchema alone
 	FieldGrammar           // Request.Grammar, with any JSONSchema composed into it
+	FieldAdapters          // Request.Adapters
 )
 
 // Error is a typed engine error.

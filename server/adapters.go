@@ -55,6 +55,10 @@ func (s *Server) resolveModel(e engine.Engine, model string, lora []openai.LoraR
 	if reg == nil {
 		return nil, nil, nil, "", apierror.BadRequest("lora", "this server has no adapters (start it with --adapter-dir)")
 	}
+	if len(names) > engine.MaxStackedAdapters {
+		// before any is loaded for nothing (the engine checks it too)
+		return nil, nil, nil, "", apierror.BadRequest("lora", fmt.Sprintf("%d adapters stacked; at most %d", len(names), engine.MaxStackedAdapters))
+	}
 	var manifest *adapters.Manifest
 	var uses []engine.AdapterUse
 	var releases []func()

@@ -92,6 +92,11 @@ func TestAdapterAPI(t *testing.T) {
 	if w := do(s, "POST", "/v1/completions", req("tiny-random", `,"lora":[{"name":"medical","scale":-1}]`)); w.Code != 400 || !strings.Contains(w.Body.String(), `"param":"lora"`) || !strings.Contains(w.Body.String(), "lora[0].scale") {
 		t.Fatalf("negative scale: %d %s", w.Code, w.Body)
 	}
+	// A stack deeper than the engine runs is refused before any loads.
+	nine := `,"lora":[` + strings.Repeat(`{"name":"medical","scale":0.1},`, 8) + `{"name":"medical","scale":0.1}]`
+	if w := do(s, "POST", "/v1/completions", req("tiny-random", nine)); w.Code != 400 || !strings.Contains(w.Body.String(), `"param":"lora"`) || !strings.Contains(w.Body.String(), "at most 8") {
+		t.Fatalf("nine adapters: %d %s", w.Code, w.Body)
+	}
 	if _, code := completionText(t, s, req("nope", "")); code != 404 {
 		t.Fatalf("unknown adapter: %d", code)
 	}

@@ -114,6 +114,7 @@ var fieldParams = map[engine.Field]string{
 	engine.FieldTopLogprobs: "top_logprobs",
 	engine.FieldJSONSchema:  "response_format",
 	engine.FieldGrammar:     "tools", // the only grammar a client sends is the tool-call one
+	engine.FieldAdapters:    "lora",
 }
 
 // attachParam gives an engine error about a Request field the wire

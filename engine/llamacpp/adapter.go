@@ -7,8 +7,8 @@ package llamacpp
 // make deps copies it into .deps/include). Unpatched sources have no such
 // header, and stale ones another version: either stops the build here.
 #include "llama-qs.h"
-#if !defined(LLAMA_QS_PATCH_VERSION) || LLAMA_QS_PATCH_VERSION != 1
-#error "llama-qs.h is not version 1 of engine/llamacpp/patches/llama-multilora.patch: run make deps"
+#if !defined(LLAMA_QS_PATCH_VERSION) || LLAMA_QS_PATCH_VERSION != 2
+#error "llama-qs.h is not version 2 of engine/llamacpp/patches/llama-multilora.patch: run make deps"
 #endif
 */
 import "C"
@@ -69,8 +69,13 @@ var ErrAdapterClosed = errors.New("adapter is closed")
 // SeqAdapterError is llama.cpp refusing a sequence's adapter set.
 type SeqAdapterError struct {
 	Seq  int
-	Code int // -1: sequence id out of range; -2: the adapter pools could not be allocated
+	Code int // -1: sequence id out of range; -2: the adapter pools could not be allocated; -3: too many adapters
 }
+
+// MaxAdapterPairs bounds a sequence's adapters times the context's n_ubatch
+// (llama-qs.h's LLAMA_QS_MAX_PAIRS, the y extent of a CUDA grid): a ubatch
+// mixing adapter sets runs each (token, adapter) pair as one grid row.
+const MaxAdapterPairs = int(C.LLAMA_QS_MAX_PAIRS)
 
 func (e *SeqAdapterError) Error() string {
 	switch e.Code {
@@ -78,6 +83,8 @@ func (e *SeqAdapterError) Error() string {
 		return fmt.Sprintf("llama_qs_set_seq_adapters: sequence %d is out of range", e.Seq)
 	case -2:
 		return fmt.Sprintf("llama_qs_set_seq_adapters: cannot allocate the adapter pools for sequence %d (out of memory?)", e.Seq)
+	case -3:
+		return fmt.Sprintf("llama_qs_set_seq_adapters: too many adapters for sequence %d (adapters × n_ubatch must be at most %d)", e.Seq, MaxAdapterPairs)
 	}
 	return fmt.Sprintf("llama_qs_set_seq_adapters failed for sequence %d (%d)", e.Seq, e.Code)
 }

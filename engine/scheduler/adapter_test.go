@@ -440,3 +440,47 @@ func TestForeignAdapterIsRequestError(t *testing.T) {
 		t.Fatalf("after refusals: %+v", o)
 	}
 }
+
+// Stacks deeper than MaxStackedAdapters, and a ubatch too large for the
+// deepest stack, are refused (the mixed products' grid holds
+// MaxAdapterPairs rows); the engine keeps serving.
+func TestAdapterStackBounds(t *testing.T) {
+	e := startEngine(t, nil)
+	a := makeAdapter(t, e, 11, "q_proj")
+	prompt := greedy("The quick brown fox", 4)
+	deep := prompt
+	for range engine.MaxStackedAdapters + 1 {
+		deep.Adapters = append(deep.Adapters, engine.AdapterUse{Adapter: a, Scale: 0.1})
+	}
+	o := generate(e, context.Background(), deep)
+	var ee *engine.Error
+	if !errors.As(o.err, &ee) || ee.Kind != engine.KindInvalid || ee.Field != engine.FieldAdapters {
+		t.Fatalf("a stack of %d: want an invalid Adapters error, got %v", len(deep.Adapters), o.err)
+	}
+	deep.Adapters = deep.Adapters[:engine.MaxStackedAdapters]
+	if o := generate(e, context.Background(), deep); o.err != nil || o.res.CompletionTokens != 4 {
+		t.Fatalf("a stack of %d: %+v", len(deep.Adapters), o)
+	}
+	// llama.cpp's own check, below the engine's: adapters × n_ubatch.
+	lctx, err := llamacpp.NewContext(e.model, llamacpp.ContextParams{NCtx: 128, NBatch: 64, NUBatch: 64, NSeqMax: 1, Threads: 2, FlashAttn: "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lctx.Close()
+	stack := make([]llamacpp.AdapterScale, llamacpp.MaxAdapterPairs/64+1)
+	for i := range stack {
+		stack[i] = llamacpp.AdapterScale{Adapter: a.(*Adapter).a, Scale: 0.01}
+	}
+	var se *llamacpp.SeqAdapterError
+	if err := lctx.SetSeqAdapters(0, stack); !errors.As(err, &se) || se.Code != -3 {
+		t.Fatalf("%d adapters at n_ubatch 64: want code -3, got %v", len(stack), err)
+	}
+	if err := lctx.SetSeqAdapters(0, stack[1:]); err != nil {
+		t.Fatalf("%d adapters at n_ubatch 64: %v", len(stack)-1, err)
+	}
+	lctx.SetSeqAdapters(0, nil)
+	ub := llamacpp.MaxAdapterPairs/engine.MaxStackedAdapters + 1
+	if _, err := NewWithModel(e.model, Options{Parallel: 1, BatchSize: ub, UBatchSize: ub, Threads: 2}, nil); err == nil || !strings.Contains(err.Error(), "ubatch_size") {
+		t.Fatalf("ubatch %d: want a ubatch_size error, got %v", ub, err)
+	}
+}

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"fmt"
 
+	"github.com/qwen3-lora/qwen3-server/engine"
 	"github.com/qwen3-lora/qwen3-server/engine/llamacpp"
 )
 
@@ -75,6 +76,17 @@ func withDefaults(opts Options) Options {
 		opts.LowMax = 0
 	}
 	return opts
+}
+
+// checkOptions reports options no context can run, before a model loads.
+func checkOptions(opts Options) error {
+	// Every sequence may stack MaxStackedAdapters adapters, and a ubatch
+	// mixing sets runs each (token, adapter) pair as one row of a CUDA grid.
+	if ub := min(opts.UBatchSize, opts.BatchSize); ub*engine.MaxStackedAdapters > llamacpp.MaxAdapterPairs {
+		return fmt.Errorf("ubatch_size %d is too large: at most %d (%d stacked adapters per token must fit the %d rows of the mixed-adapter products)",
+			ub, llamacpp.MaxAdapterPairs/engine.MaxStackedAdapters, engine.MaxStackedAdapters, llamacpp.MaxAdapterPairs)
+	}
+	return nil
 }
 
 // backendName names the device the model runs on, for logs and /v1/models.

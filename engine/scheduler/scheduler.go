@@ -83,6 +83,9 @@ func New(opts Options, log *zap.Logger) (*Engine, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	if err := checkOptions(withDefaults(opts)); err != nil {
+		return nil, err
+	}
 	llamacpp.Init(opts.LibDir)
 	gpus := llamacpp.GPUs()
 	if opts.GPULayers == GPULayersAuto {
@@ -127,6 +130,9 @@ func NewWithModel(model *llamacpp.Model, opts Options, log *zap.Logger) (*Engine
 		log = zap.NewNop()
 	}
 	opts = withDefaults(opts)
+	if err := checkOptions(opts); err != nil {
+		return nil, err
+	}
 	backend := backendName(opts.MainGPU)
 	if arch, _ := model.Meta("general.architecture"); arch != "qwen3" {
 		log.Warn("model architecture is not qwen3; the chat template and reasoning parser assume Qwen3", zap.String("architecture", arch))

@@ -98,6 +98,9 @@ func (e *Engine) newSequence(req *engine.Request) (*sequence, error) {
 	if req.TopLogprobs < 0 || req.TopLogprobs > engine.MaxTopLogprobs {
 		return nil, engine.InvalidField(engine.FieldTopLogprobs, "top_logprobs must be between 0 and %d", engine.MaxTopLogprobs)
 	}
+	if len(req.Adapters) > engine.MaxStackedAdapters {
+		return nil, engine.InvalidField(engine.FieldAdapters, "%d adapters stacked; at most %d", len(req.Adapters), engine.MaxStackedAdapters)
+	}
 	adKey, adList, err := adapterKey(req.Adapters)
 	if err != nil {
 		return nil, err
