@@ -11,6 +11,8 @@
 #   LEVELS         space-separated streams:rows (rows of bench --mix-rows)
 #   ROUNDS         how many times each variant runs (default 2)
 #   ADAPTERS       random adapters bench makes (default 4; 16 for the 16x1 row)
+#   GEN_LEN        tokens each stream generates (default 64; longer runs weigh
+#                  the steady decode more than the steps after the prefill)
 #   ALT_SED, ALT_FILE  a second libggml-cuda.so, built from the sources
 #                  with the sed script ALT_SED applied to ggml-cuda/ALT_FILE;
 #                  a variant with the token lib=alt runs with it (for changes
@@ -54,7 +56,7 @@ for v in $TEST_VARIANTS; do
 	[ $rc = 0 ] || fail=1
 done
 [ $fail = 0 ] || { echo "a test failed: no benchmark"; exit 1; }
-b() { timeout 150 bin/qwen3-server bench --model "$MODEL" --gpu-layers -1 --prompt-len 130 --gen-len 64 "$@"; }
+b() { timeout 150 bin/qwen3-server bench --model "$MODEL" --gpu-layers -1 --prompt-len 130 --gen-len "${GEN_LEN:-64}" "$@"; }
 {
 	printf '| round | variant |'; for l in $LEVELS; do printf ' %s |' "$l"; done; echo
 	printf '| --- | --- |'; for l in $LEVELS; do printf ' --- |'; done; echo

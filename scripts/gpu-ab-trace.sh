@@ -16,6 +16,9 @@
 #   PROFILE_VARIANT  a variant as gpu-ab-lora.sh takes (default: the last of $VARIANTS); "none": no step 2
 #   TRACE_VARIANT    the same for step 3 (default: the last of $VARIANTS); "none": no step 3
 #   TRACE_ROWS       rows for step 3 (default "16:base 16:mixed")
+#   PROFILE_EVERY    step 2 prints llama_decode's phases averaged over this many calls (default 16; 1: every call)
+#   GEN_LEN          tokens each stream generates in every bench run (default 64)
+# TRACE_VARIANT may name several variants, space-separated: one timeline each.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 O=${OUT:?OUT names the folder the results go to}
@@ -36,7 +39,7 @@ if [ "$pv" != none ]; then
 	first_level=${LEVELS:-16:base,mixed}; first_level=${first_level%% *}
 	n=${first_level%%:*}; rows=${first_level#*:}
 	(for kv in $(envof "$pv"); do export "$kv"; done
-	 QWEN3_DECODE_PROFILE=16 timeout 90 bin/qwen3-server bench --model "$MODEL" --gpu-layers -1 --prompt-len 130 --gen-len 64 \
+	 QWEN3_DECODE_PROFILE="${PROFILE_EVERY:-16}" timeout 90 bin/qwen3-server bench --model "$MODEL" --gpu-layers -1 --prompt-len 130 --gen-len "${GEN_LEN:-64}" \
 		--adapter-dtype "$(dtypeof "$pv")" --adapters "${ADAPTERS:-4}" --adapter-levels "$n" --parallel "$n" --mix-rows "$rows" > "$W/pr/bench.log" 2>&1)
 	{ echo "variant $pv, $n streams, rows $rows"; grep -E 'profile|tok/s; per' "$W/pr/bench.log"; } > "$O/profile.txt"
 	cat "$O/profile.txt"

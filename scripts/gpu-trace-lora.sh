@@ -37,7 +37,7 @@ for v in $VARIANTS; do
 		mkdir -p "$tdir/$vt"
 		(for kv in $(envof "$v"); do export "$kv"; done
 		 CUDA_INJECTION64_PATH=/tmp/libcupti-trace.so CUPTI_TRACE_OUT="$t" CUPTI_TRACE_SKIP="${SKIP:-30000}" CUPTI_TRACE_COUNT="${COUNT:-30000}" \
-			timeout 200 bin/qwen3-server bench --model "$MODEL" --gpu-layers -1 --prompt-len 130 --gen-len 64 \
+			timeout 200 bin/qwen3-server bench --model "$MODEL" --gpu-layers -1 --prompt-len 130 --gen-len "${GEN_LEN:-64}" \
 			--adapter-dtype "$(dtypeof "$v")" --adapters "${ADAPTERS:-16}" --adapter-levels "$n" --parallel "$n" --mix-rows "$row" \
 			> "$tdir/$vt/$n-$row.log" 2>&1)
 		rc=$?
