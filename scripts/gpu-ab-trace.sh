@@ -16,6 +16,7 @@
 #   PROFILE_VARIANT  a variant as gpu-ab-lora.sh takes (default: the last of $VARIANTS); "none": no step 2
 #   TRACE_VARIANT    the same for step 3 (default: the last of $VARIANTS); "none": no step 3
 #   TRACE_ROWS       rows for step 3 (default "16:base 16:mixed")
+#   PROFILE_LEVEL    streams:rows for step 2 (default: the first of $LEVELS)
 #   PROFILE_EVERY    step 2 prints llama_decode's phases averaged over this many calls (default 16; 1: every call)
 #   GEN_LEN          tokens each stream generates in every bench run (default 64)
 # TRACE_VARIANT may name several variants, space-separated: one timeline each.
@@ -36,7 +37,7 @@ grep -q '^| 1 |' "$W/ab/ab.md" 2> /dev/null || { pack; exit 1; }
 pv=${PROFILE_VARIANT:-$last}
 if [ "$pv" != none ]; then
 	OUT=$W/pr . scripts/gpu-setup.sh > /dev/null
-	first_level=${LEVELS:-16:base,mixed}; first_level=${first_level%% *}
+	first_level=${LEVELS:-16:base,mixed}; first_level=${PROFILE_LEVEL:-${first_level%% *}}
 	n=${first_level%%:*}; rows=${first_level#*:}
 	(for kv in $(envof "$pv"); do export "$kv"; done
 	 QWEN3_DECODE_PROFILE="${PROFILE_EVERY:-16}" timeout 90 bin/qwen3-server bench --model "$MODEL" --gpu-layers -1 --prompt-len 130 --gen-len "${GEN_LEN:-64}" \
